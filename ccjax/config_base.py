@@ -1,0 +1,131 @@
+"""The shared base every `configs/<method>_<dataset>.py` starts from.
+
+Each config file's `get_config()` calls `get_base_config()` and changes only
+what its paper changes. Fields are documented in docs/architecture.md and
+docs/configs.md; `--config.<field>=value` overrides them from the command line
+(the config is locked, so a misspelt field is an error).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+# The augmentation fields. `augment` is view 1's pipeline (and GeCC's third
+# view in its `w Aug` ablation); `augment2` holds view 2's differences only:
+# a field left None inherits view 1's value (see `view_augment_config`).
+AUGMENT_FIELDS = dict(
+    image_size=224,
+    crop_scale=(0.08, 1.0),
+    crop_ratio=(3.0 / 4.0, 4.0 / 3.0),
+    flip_p=0.5,
+    jitter_p=0.8,
+    brightness=0.4,
+    contrast=0.4,
+    saturation=0.4,
+    hue=0.1,
+    grayscale_p=0.2,
+    blur_p=0.0,
+    blur_sigma=(0.1, 2.0),
+    solarize_p=0.0,
+    noise_std=0.0,
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+)
+
+
+def augment_config(**overrides) -> ml_collections.ConfigDict:
+    """A full augmentation pipeline config: CC's defaults, then `overrides`."""
+    unknown = set(overrides) - set(AUGMENT_FIELDS)
+    if unknown:
+        raise KeyError(f"unknown augmentation fields {sorted(unknown)}")
+    return ml_collections.ConfigDict({**AUGMENT_FIELDS, **overrides})
+
+
+def augment_overrides_config() -> ml_collections.ConfigDict:
+    """View 2's pipeline as differences from view 1's: every field None (= inherit)."""
+    return ml_collections.ConfigDict(
+        {k: placeholder(type(v)) for k, v in AUGMENT_FIELDS.items()}
+    )
+
+
+def view_augment_config(config: ml_collections.ConfigDict, view: int) -> ml_collections.ConfigDict:
+    """The resolved pipeline of view 1 or view 2 (view 2 = view 1 plus `augment2`'s set fields)."""
+    base = config.augment.to_dict()
+    if view == 2:
+        base.update({k: v for k, v in config.augment2.to_dict().items() if v is not None})
+    return ml_collections.ConfigDict(base)
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "cc"  # cc | gecc | vtcc | mfavbs: names the run
+    c.objective = "cc"  # cc | gecc: ccjax/objectives/<name>.py
+    c.seed = 0
+    c.dtype = "float32"  # float32 | bfloat16 (activations and matmuls; params and losses stay float32)
+
+    # Optimisation (Adam, as both papers).
+    c.batch_size = 256  # global, over all devices and hosts
+    c.num_epochs = 1000
+    c.learning_rate = 3e-4
+    c.weight_decay = 0.0
+    c.grad_clip_norm = 0.0  # 0 = off
+
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.name = "digits"
+    c.dataset.data_dir = placeholder(str)  # TFDS data_dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.dataset.manual_dir = placeholder(str)  # ImageNet subsets: the extracted ImageNet train folder
+    c.dataset.image_size = 0  # storage size for folder datasets; 0 = native
+    c.dataset.use_unlabeled = False  # STL-10: add the 100,000 unlabelled images to training
+    c.dataset.num_clusters = -1  # -1 = number of classes; required for unlabeled data
+
+    c.model = ml_collections.ConfigDict()
+    c.model.backbone = "resnet34"  # resnet18 | resnet34 | resnet50 | convnet | vit
+    c.model.stem = "imagenet"  # imagenet (7x7/2 + maxpool) | small (3x3/1, for 32x32 inputs)
+    c.model.feature_dim = 128  # instance projection size
+    c.model.convnet_width = 32
+    c.model.vit = ml_collections.ConfigDict()
+    c.model.vit.embed_dim = 512
+    c.model.vit.depth = 8
+    c.model.vit.num_heads = 16
+    c.model.vit.patch_size = 16
+    c.model.vit.mlp_ratio = 4.0
+    c.model.vit.num_fusing_blocks = 0  # N: 0 = VTCC
+    c.model.vit.fusion = "tokens"  # tokens (the paper) | none
+
+    c.anchor = ml_collections.ConfigDict()
+    c.anchor.enabled = False
+    c.anchor.model = "openai/clip-vit-base-patch32"  # hub name or local directory
+    c.anchor.project = False  # add a linear map when the CLIP dim differs from the ViT width
+    c.anchor.batch_size = 256  # images per step when computing the cache
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.instance_temperature = 0.5
+    c.loss.cluster_temperature = 1.0
+
+    c.gecc = ml_collections.ConfigDict()
+    c.gecc.reference = "cdsm"  # cdsm | dsu (the 'w DSU' ablation) | aug (the 'w Aug' ablation)
+    c.gecc.weights = "both"  # both | none ('w/o W') | wz ('w W_z' only) | wc ('w W_c' only)
+    c.gecc.lambda_instance = 1.0
+    c.gecc.lambda_cluster = 1.0
+    c.gecc.schedule_stages = 10  # t = 0.1 * (epoch // (E / stages) + 1)
+
+    c.augment = augment_config()
+    c.augment2 = augment_overrides_config()
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 512
+    c.eval.every_epochs = 0  # also evaluate during training every N epochs (0 = only at the end)
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every_epochs = 10
+    c.checkpoint.keep = 3
+
+    c.bench = ml_collections.ConfigDict()
+    c.bench.data = "synthetic"  # synthetic (uint8 noise of the config's shape) | real (input pipeline included)
+    c.bench.warmup_steps = 3
+    c.bench.steps = 20
+
+    c.log_every_steps = 50
+    c.progress_bar = True
+    return c

@@ -1,0 +1,67 @@
+"""Multi-process start-up: call `jax.distributed.initialize` only when the environment asks for it.
+
+A run is multi-process when one of these says so:
+- explicit variables: CCJAX_COORDINATOR (host:port), CCJAX_NUM_PROCESSES, CCJAX_PROCESS_ID
+  (what launch/local.sh sets);
+- SLURM with more than one task (SLURM_NTASKS > 1): JAX reads SLURM's own variables;
+- a TPU VM pod slice with more than one worker (TPU_WORKER_HOSTNAMES lists several hosts):
+  JAX reads the TPU metadata.
+Otherwise the run is a single process and nothing is initialised.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from ccjax.errors import UserError
+
+
+def multiprocess_request() -> dict | None:
+    """The keyword arguments for jax.distributed.initialize, or None for a single process."""
+    env = os.environ
+    if env.get("CCJAX_COORDINATOR"):
+        try:
+            num = int(env["CCJAX_NUM_PROCESSES"])
+            pid = int(env["CCJAX_PROCESS_ID"])
+        except (KeyError, ValueError):
+            raise UserError(
+                "CCJAX_COORDINATOR is set, so CCJAX_NUM_PROCESSES and CCJAX_PROCESS_ID must be "
+                "integers too (see launch/local.sh)"
+            ) from None
+        if not 0 <= pid < num:
+            raise UserError(f"CCJAX_PROCESS_ID={pid} must be in [0, CCJAX_NUM_PROCESSES={num})")
+        kwargs = dict(coordinator_address=env["CCJAX_COORDINATOR"], num_processes=num, process_id=pid)
+        if env.get("CCJAX_LOCAL_DEVICE_IDS"):
+            kwargs["local_device_ids"] = [int(x) for x in env["CCJAX_LOCAL_DEVICE_IDS"].split(",")]
+        return kwargs
+    if int(env.get("SLURM_NTASKS", "1") or 1) > 1 and env.get("SLURM_JOB_ID"):
+        return {}  # jax's SLURM cluster detection fills in the rest
+    hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]
+    if len(hosts) > 1:
+        return {}  # jax's TPU cluster detection fills in the rest
+    return None
+
+
+_initialized = False
+
+
+def maybe_initialize() -> bool:
+    """Initialise jax.distributed when the environment describes a multi-process run.
+
+    Returns True when this is a multi-process run. Safe to call twice.
+    """
+    global _initialized
+    kwargs = multiprocess_request()
+    if kwargs is None:
+        return False
+    if not _initialized:
+        jax.distributed.initialize(**kwargs)
+        _initialized = True
+    return True
+
+
+def is_main_process() -> bool:
+    """Only process 0 writes logs, reports and plots."""
+    return jax.process_index() == 0

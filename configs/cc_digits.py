@@ -1,0 +1,37 @@
+"""CC on the embedded default dataset: scikit-learn's 1,797 8x8 handwritten digits.
+
+Needs no download. A small ConvNet on upsampled crops with on-device
+crop / jitter / noise augmentation; sized to finish in minutes on 2 CPU cores.
+`python -m ccjax.main --config=configs/cc_digits.py`
+"""
+
+from ccjax.config_base import get_base_config
+
+
+def get_config():
+    c = get_base_config()
+    c.method = "cc"
+    c.objective = "cc"
+    c.dataset.name = "digits"
+    c.model.backbone = "convnet"
+    c.model.convnet_width = 32
+    c.batch_size = 256
+    c.num_epochs = 100
+    c.learning_rate = 1e-3
+    c.augment.image_size = 12
+    c.augment.crop_scale = (0.5, 1.0)
+    c.augment.crop_ratio = (0.8, 1.25)
+    c.augment.flip_p = 0.0  # digits are not mirror-symmetric
+    c.augment.jitter_p = 0.8
+    c.augment.brightness = 0.4
+    c.augment.contrast = 0.4
+    c.augment.saturation = 0.0
+    c.augment.hue = 0.0
+    c.augment.grayscale_p = 0.0
+    c.augment.noise_std = 0.1
+    c.augment.mean = (0.5,)
+    c.augment.std = (0.5,)
+    c.eval.batch_size = 512
+    c.checkpoint.every_epochs = 10
+    c.log_every_steps = 7
+    return c

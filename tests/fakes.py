@@ -1,0 +1,38 @@
+"""Small in-memory stand-ins used by several tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ArrayDataset:
+    """The ImageDataset interface (docs/architecture.md) over numpy arrays."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, name: str = "fake"):
+        self.name = name
+        self.images = images
+        self.labels = None if labels is None else labels.astype(np.int32)
+        self.num_examples = len(images)
+        self.image_shape = tuple(images.shape[1:])
+        self.num_classes = None if labels is None else int(labels.max()) + 1
+        self.class_names = None if labels is None else [str(i) for i in range(self.num_classes)]
+
+    def read(self, indices):
+        indices = np.asarray(indices)
+        label = np.full(len(indices), -1, np.int32) if self.labels is None else self.labels[indices]
+        return {"image": self.images[indices], "label": label, "index": indices.astype(np.int32)}
+
+    def example_ids(self, indices):
+        return [str(int(i)) for i in indices]
+
+
+def blob_images(n: int = 64, size: int = 8, channels: int = 1, classes: int = 4, seed: int = 0):
+    """Images whose class is a bright square in one of `classes` positions, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    imgs = rng.integers(0, 40, size=(n, size, size, channels)).astype(np.uint8)
+    half = size // 2
+    for i, y in enumerate(labels):
+        r, c = divmod(int(y) % 4, 2)
+        imgs[i, r * half:(r + 1) * half, c * half:(c + 1) * half] += 180
+    return imgs, labels
