@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
+import time
 from typing import Any
 
 import jax
@@ -30,13 +33,14 @@ class Checkpointer:
             max_to_keep=max(1, keep),
             create=True,
             enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True,
         )
         self.directory = directory
+        if jax.process_index() == 0:
+            set_aside_incomplete(directory)
         self.manager = ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
 
     def latest_step(self) -> int | None:
-        """The newest complete checkpoint's step (incomplete saves are never listed)."""
+        """The newest complete checkpoint's step."""
         return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
@@ -78,3 +82,42 @@ class Checkpointer:
         self.manager.wait_until_finished()
         self.manager.close()
 
+
+
+def is_complete(step_dir: str) -> bool:
+    """A finalised Orbax step: its metadata and every item's metadata were written.
+
+    Orbax writes into a temporary folder and renames it when done (local disks),
+    or writes commit_success.txt last (object stores); either way these files
+    exist only for a finished save.
+    """
+    if not os.path.exists(os.path.join(step_dir, "_CHECKPOINT_METADATA")):
+        return False
+    return all(
+        os.path.exists(os.path.join(step_dir, item, "_METADATA"))
+        or os.path.exists(os.path.join(step_dir, item, "metadata"))
+        for item in ("state", "meta")
+    )
+
+
+def set_aside_incomplete(directory: str) -> list[str]:
+    """Moves aside what a crash mid-save left behind, so the previous complete step is the latest.
+
+    Unfinished temporary folders are deleted (they hold nothing a finished
+    checkpoint does not); a numbered folder that is not complete is renamed to
+    `<step>.incomplete-<time>` (kept for inspection, never restored).
+    """
+    if not os.path.isdir(directory):
+        return []
+    moved = []
+    for tmp in glob.glob(os.path.join(directory, "*.orbax-checkpoint-tmp*")):
+        shutil.rmtree(tmp, ignore_errors=True)
+        moved.append(tmp)
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name.isdigit() and os.path.isdir(path) and not is_complete(path):
+            target = f"{path}.incomplete-{int(time.time())}"
+            os.replace(path, target)
+            log.warning("checkpoint step %s is incomplete (a crash mid-save?); moved to %s", name, target)
+            moved.append(path)
+    return moved

@@ -60,7 +60,8 @@ def load_anchors(config, dataset, mesh):
 class Run:
     """Everything a run is built from, shared by training, evaluation and benchmarks."""
 
-    def __init__(self, config, mesh=None, dataset=None):
+    def __init__(self, config, mesh=None, dataset=None, anchors="load"):
+        """`dataset` and `anchors` default to the config's (anchors computed or read from the cache)."""
         self.config = config
         self.mesh = make_mesh() if mesh is None else mesh
         check_batch_size(config.batch_size, self.mesh)
@@ -68,7 +69,7 @@ class Run:
         self.objective = get_objective(config.objective)
         self.dataset = open_dataset(config.dataset) if dataset is None else dataset
         self.num_clusters = resolve_num_clusters(config, self.dataset)
-        self.anchors = load_anchors(config, self.dataset, self.mesh)
+        self.anchors = load_anchors(config, self.dataset, self.mesh) if isinstance(anchors, str) else anchors
         self.model = build_model(config, self.num_clusters)
         self.tx = make_optimizer(config)
         anchor_dim = None if self.anchors is None else self.anchors.shape[1]

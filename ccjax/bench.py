@@ -1,0 +1,192 @@
+"""Benchmark the real train step: `python -m ccjax.bench --config=configs/cc_cifar10.py`.
+
+Compiles the config's train step, runs warm-up steps, then times
+`config.bench.steps` steps and prints images/s, step time (median and spread),
+peak device memory, FLOPs per step from XLA's cost analysis and the model FLOPs
+utilisation against the device's peak. `--config.bench.data=synthetic`
+(default) feeds uint8 noise of the dataset's shape, so no download is needed;
+`--config.bench.data=real` reads the prepared dataset through the real input
+pipeline, showing whether the data path keeps up. `--json=<file>` also writes
+the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from ccjax.errors import UserError, exit_on_user_error
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+
+# Dense peak FLOP/s per device for the dtype the step computes in (vendor figures).
+PEAK_FLOPS = {
+    # device_kind substring: (bfloat16, float32)
+    "H200": (989e12, 67e12),
+    "H100": (989e12, 67e12),
+    "A100": (312e12, 19.5e12),
+    "V100": (125e12, 15.7e12),
+    "L4": (121e12, 30e12),
+    "TPU v4": (275e12, 275e12 / 2),
+    "TPU v5 lite": (197e12, 197e12 / 2),
+    "TPU v5e": (197e12, 197e12 / 2),
+    "TPU v5p": (459e12, 459e12 / 2),
+    "TPU v6": (918e12, 918e12 / 2),
+}
+
+
+def device_peak_flops(device, dtype: str) -> float | None:
+    for key, (bf16, f32) in PEAK_FLOPS.items():
+        if key.lower() in device.device_kind.lower():
+            return bf16 if dtype == "bfloat16" else f32
+    return None
+
+
+class SyntheticDataset:
+    """uint8 noise with the dataset's image shape (the ImageDataset interface)."""
+
+    def __init__(self, num_examples: int, image_shape: tuple, num_classes: int):
+        rng = np.random.default_rng(0)
+        self.name = "synthetic"
+        self.num_examples = num_examples
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+        self.class_names = [str(i) for i in range(num_classes)]
+        self.images = rng.integers(0, 256, size=(num_examples,) + self.image_shape, dtype=np.uint8)
+        self.labels = (np.arange(num_examples) % num_classes).astype(np.int32)
+
+    def read(self, indices):
+        return {"image": self.images[indices], "label": self.labels[indices], "index": np.asarray(indices, np.int32)}
+
+    def example_ids(self, indices):
+        return [str(int(i)) for i in indices]
+
+
+def synthetic_anchors(config, n: int) -> np.ndarray | None:
+    if not config.anchor.enabled:
+        return None
+    dim = config.model.vit.embed_dim if not config.anchor.project else 512
+    return np.random.default_rng(1).normal(size=(n, dim)).astype(np.float32)
+
+
+def build_run(config):
+    """A Run over synthetic or real data."""
+    from ccjax import train
+
+    if config.bench.data == "real":
+        return train.Run(config), None
+    if config.bench.data != "synthetic":
+        raise UserError(f"bench.data={config.bench.data!r}; use synthetic or real")
+    from ccjax.data import dataset_spec
+
+    spec = dataset_spec(config.dataset)
+    n = config.batch_size * 2
+    dataset = SyntheticDataset(n, spec["image_shape"], spec["num_classes"] or max(config.dataset.num_clusters, 2))
+    return train.Run(config, dataset=dataset, anchors=synthetic_anchors(config, n)), spec
+
+
+def benchmark(config) -> dict:
+    run, spec = build_run(config)
+    state = run.init_state()
+    batches = run.batches
+    warm, steps = config.bench.warmup_steps, config.bench.steps
+
+    example = batches.batch(0, 0)
+    compiled = run.train_step.lower(state, example).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+    it = batches.iterate(0, warm + steps)
+    for _ in range(warm):
+        _, b = next(it)
+        state, m = run.train_step(state, b)
+    jax.block_until_ready(m)
+    times = []
+    if config.bench.data == "synthetic":  # device only: the same batches, already on device
+        on_device = [batches.batch(0, k % batches.steps_per_epoch) for k in range(min(steps, batches.steps_per_epoch))]
+        for k in range(steps):
+            t = time.perf_counter()
+            state, m = run.train_step(state, on_device[k % len(on_device)])
+            jax.block_until_ready(m)
+            times.append(time.perf_counter() - t)
+    else:
+        for _, b in it:
+            t = time.perf_counter()
+            state, m = run.train_step(state, b)
+            jax.block_until_ready(m)
+            times.append(time.perf_counter() - t)
+
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() or {}
+    median = statistics.median(times)
+    peak = device_peak_flops(dev, config.dtype)
+    num_examples = (spec or {}).get("num_examples") or run.dataset.num_examples
+    result = {
+        "config": f"{config.method}/{config.dataset.name}",
+        "backbone": config.model.backbone,
+        "dtype": config.dtype,
+        "data": config.bench.data,
+        "device": dev.device_kind,
+        "num_devices": jax.device_count(),
+        "date": datetime.date.today().isoformat(),
+        "batch_size": config.batch_size,
+        "image_size": config.augment.image_size,
+        "step_time_median_s": median,
+        "step_time_p10_s": float(np.percentile(times, 10)),
+        "step_time_p90_s": float(np.percentile(times, 90)),
+        "images_per_s": config.batch_size / median,
+        "flops_per_step": flops,
+        "achieved_tflops": flops / median / 1e12,
+        "mfu": (flops / median / (peak * jax.device_count())) if peak else None,
+        "peak_memory_gib": stats.get("peak_bytes_in_use", 0) / 2**30 if stats else None,
+        "dataset_examples": num_examples,
+        "epoch_time_s": (num_examples // config.batch_size) * median,
+    }
+    return result
+
+
+def format_table(r: dict) -> str:
+    rows = [
+        ("config", r["config"]), ("backbone / dtype", f"{r['backbone']} / {r['dtype']}"),
+        ("device", f"{r['num_devices']} x {r['device']}"), ("data", r["data"]),
+        ("batch / image", f"{r['batch_size']} / {r['image_size']}px"),
+        ("images/s", f"{r['images_per_s']:.1f}"),
+        ("step time", f"{r['step_time_median_s'] * 1e3:.1f} ms (p10 {r['step_time_p10_s'] * 1e3:.1f}, p90 {r['step_time_p90_s'] * 1e3:.1f})"),
+        ("FLOPs / step", f"{r['flops_per_step'] / 1e12:.3f} TFLOP"),
+        ("achieved", f"{r['achieved_tflops']:.2f} TFLOP/s"),
+        ("MFU", "n/a (unknown device peak)" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"),
+        ("peak memory", "n/a on this device" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.2f} GiB"),
+        ("epoch time", f"{r['epoch_time_s']:.1f} s for {r['dataset_examples']} images"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)
+
+
+@exit_on_user_error
+def run(argv) -> None:
+    if _CONFIG.value is None:
+        raise UserError("no config given; pass --config=configs/<file>.py")
+    result = benchmark(_CONFIG.value)
+    print(format_table(result))
+    print(json.dumps(result))
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+def main() -> None:
+    app.run(run)
+
+
+if __name__ == "__main__":
+    main()

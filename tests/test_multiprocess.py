@@ -1,0 +1,42 @@
+"""2 processes x 2 devices on localhost (real subprocesses, CPU collectives) vs 1 process x 4 devices."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "mp_worker.py")
+
+
+def run_cmd(cmd, env_extra, timeout=300):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CCJAX_", "SLURM_", "TPU_"))}
+    env.update(env_extra)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    # start_new_session: on timeout the whole process group (launcher + workers) is killed.
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        out, _ = p.communicate()
+        pytest.fail(f"timed out: {' '.join(cmd)}\n{out[-3000:]}")
+    assert p.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["cc", "gecc"])
+def test_two_processes_match_one_process(tmp_path, objective):
+    single, multi = str(tmp_path / "single.npz"), str(tmp_path / "multi.npz")
+    run_cmd([sys.executable, WORKER, objective, single], {"JAX_NUM_CPU_DEVICES": "4"})
+    out = run_cmd(["bash", os.path.join(ROOT, "launch", "local.sh"), "2", "2", "--",
+                   sys.executable, WORKER, objective, multi], {})
+    assert "process 1/2 devices 4" in out, out
+    a, b = np.load(single), np.load(multi)
+    np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-5)
+    for k in a.files:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)

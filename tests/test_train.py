@@ -1,0 +1,121 @@
+"""The trainer end to end: sharding invariance, kill-and-resume, NaN stop."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from ccjax import train
+from ccjax.config_base import get_base_config
+from ccjax.errors import UserError
+from ccjax.objectives import get_objective
+from ccjax.sharding import make_mesh
+from fakes import ArrayDataset, blob_images
+
+
+def tiny_config(objective: str = "cc"):
+    c = get_base_config()
+    c.method = objective
+    c.objective = objective
+    c.model.backbone = "convnet"
+    c.model.convnet_width = 8
+    c.model.feature_dim = 16
+    c.batch_size = 16
+    c.eval.batch_size = 16
+    c.num_epochs = 2
+    c.learning_rate = 1e-3
+    c.augment.image_size = 8
+    c.augment.crop_scale = (0.6, 1.0)
+    c.augment.saturation = 0.0
+    c.augment.hue = 0.0
+    c.augment.mean = (0.5,)
+    c.augment.std = (0.5,)
+    c.checkpoint.every_epochs = 1
+    c.log_every_steps = 1
+    c.progress_bar = False
+    return c
+
+
+def loss_and_grads(config, mesh, dataset):
+    run = train.Run(config, mesh=mesh, dataset=dataset)
+    state = run.init_state()
+    batch = run.batches.batch(0, 0)
+    objective = get_objective(config.objective)
+
+    def f(params):
+        loss, (metrics, _) = objective.loss_fn(
+            params, state.model_state, model=run.model, config=config, images=batch["image"],
+            anchors=batch.get("anchor"), rng=jax.random.key(0), epoch=jax.numpy.int32(1),
+        )
+        return loss, metrics
+
+    (loss, metrics), grads = jax.jit(jax.value_and_grad(f, has_aux=True))(state.params)
+    return jax.device_get((loss, metrics, grads))
+
+
+@pytest.mark.parametrize("objective", ["cc", "gecc"])
+def test_train_step_on_4_devices_equals_1_device(objective):
+    imgs, labels = blob_images(n=32)
+    ds = ArrayDataset(imgs, labels)
+    config = tiny_config(objective)
+    l4, m4, g4 = loss_and_grads(config, make_mesh(jax.devices()[:4]), ds)
+    l1, m1, g1 = loss_and_grads(config, make_mesh(jax.devices()[:1]), ds)
+    np.testing.assert_allclose(l4, l1, rtol=1e-5, atol=1e-6)
+    for k in m1:
+        np.testing.assert_allclose(m4[k], m1[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    flat4, flat1 = jax.tree.leaves(g4), jax.tree.leaves(g1)
+    for a, b in zip(flat4, flat1):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+
+def digits_config(epochs: int):
+    c = tiny_config()
+    c.dataset.name = "digits"
+    c.batch_size = 256
+    c.eval.batch_size = 512
+    c.num_epochs = epochs
+    c.log_every_steps = 7
+    return c
+
+
+def read_params(workdir, config):
+    from ccjax.checkpoint import Checkpointer
+
+    run = train.Run(config)
+    ck = Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
+    state, meta = ck.restore(ck.latest_step(), run.abstract_state)
+    ck.close()
+    return jax.device_get(state), meta
+
+
+@pytest.mark.slow
+def test_kill_and_resume_is_bit_identical(tmp_path):
+    config = digits_config(epochs=3)
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    full = train.train_and_evaluate(config, a)
+    stopped = train.train_and_evaluate(config, b, stop_at_epoch=1)
+    assert stopped == {"stopped_at_step": 7}
+    resumed = train.train_and_evaluate(config, b)
+    for k in ("acc", "nmi", "ari", "entropy"):
+        assert full[k] == resumed[k], k
+    sa, ma = read_params(a, config)
+    sb, mb = read_params(b, config)
+    assert int(sa.step) == int(sb.step) == 21
+    for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb)):
+        np.testing.assert_array_equal(x, y)
+    hist_a = [json.loads(l) for l in open(os.path.join(a, "history.jsonl"))]
+    hist_b = [json.loads(l) for l in open(os.path.join(b, "history.jsonl"))]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(hist_a) == strip(hist_b)
+    np.testing.assert_array_equal(np.load(os.path.join(a, "assignments.npy")),
+                                  np.load(os.path.join(b, "assignments.npy")))
+
+
+def test_nonfinite_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path):
+    config = digits_config(epochs=3)
+    config.learning_rate = 1e30  # Adam's first step is lr-sized: parameters explode at once
+    with pytest.raises(train.TrainingDiverged, match=r"NaN/inf at step \d+") as e:
+        train.train_and_evaluate(config, str(tmp_path / "nan"))
+    assert isinstance(e.value, UserError)
