@@ -21,6 +21,7 @@ from ccjax.assign import assign_clusters, dataset_labels, evaluate_assignments
 from ccjax.checkpoint import Checkpointer
 from ccjax.data import open_dataset
 from ccjax.errors import UserError
+from ccjax.evaluation import BEST_DIR, evaluate_run
 from ccjax.input_pipeline import TrainBatches
 from ccjax.models import build_model
 from ccjax.objectives import get_objective
@@ -30,6 +31,9 @@ from ccjax.sharding import check_batch_size, make_mesh
 from ccjax.train_state import make_optimizer, make_train_step, train_state_spec
 
 log = logging.getLogger(__name__)
+
+
+RUN_INFO = "run.json"
 
 
 class TrainingDiverged(UserError):
@@ -57,28 +61,49 @@ def load_anchors(config, dataset, mesh):
     return load_or_build_anchors(config, dataset, mesh)
 
 
-class Run:
+class Model:
+    """The model, optimiser and state layout of a run: what a checkpoint needs, no data."""
+
+    def __init__(self, config, num_clusters: int, image_shape, anchor_dim: int | None, mesh):
+        self.config = config
+        self.mesh = mesh
+        self.num_clusters = num_clusters
+        self.image_shape = tuple(image_shape)
+        self.model = build_model(config, num_clusters)
+        self.tx = make_optimizer(config)
+        self.init_state, self.abstract_state = train_state_spec(
+            self.model, self.tx, config, mesh, self.image_shape, anchor_dim
+        )
+
+
+class Run(Model):
     """Everything a run is built from, shared by training, evaluation and benchmarks."""
 
     def __init__(self, config, mesh=None, dataset=None, anchors="load"):
         """`dataset` and `anchors` default to the config's (anchors computed or read from the cache)."""
-        self.config = config
-        self.mesh = make_mesh() if mesh is None else mesh
-        check_batch_size(config.batch_size, self.mesh)
-        check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
+        mesh = make_mesh() if mesh is None else mesh
+        check_batch_size(config.batch_size, mesh)
+        check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
         self.objective = get_objective(config.objective)
         self.dataset = open_dataset(config.dataset) if dataset is None else dataset
-        self.num_clusters = resolve_num_clusters(config, self.dataset)
-        self.anchors = load_anchors(config, self.dataset, self.mesh) if isinstance(anchors, str) else anchors
-        self.model = build_model(config, self.num_clusters)
-        self.tx = make_optimizer(config)
+        self.anchors = load_anchors(config, self.dataset, mesh) if isinstance(anchors, str) else anchors
         anchor_dim = None if self.anchors is None else self.anchors.shape[1]
-        self.init_state, self.abstract_state = train_state_spec(
-            self.model, self.tx, config, self.mesh, self.dataset.image_shape, anchor_dim
-        )
-        self.batches = TrainBatches(self.dataset, config.batch_size, config.seed, self.mesh, self.anchors)
+        super().__init__(config, resolve_num_clusters(config, self.dataset), self.dataset.image_shape,
+                         anchor_dim, mesh)
+        self.batches = TrainBatches(self.dataset, config.batch_size, config.seed, mesh, self.anchors)
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.train_step = make_train_step(self.model, self.tx, self.objective, config, self.steps_per_epoch)
+
+    def describe(self) -> dict:
+        """What predicting new images needs to know about the training data (written to run.json)."""
+        return {
+            "dataset": self.config.dataset.name,
+            "num_examples": self.dataset.num_examples,
+            "image_shape": list(self.image_shape),
+            "num_clusters": self.num_clusters,
+            "class_names": self.dataset.class_names,
+            "anchor_dim": None if self.anchors is None else int(self.anchors.shape[1]),
+        }
 
 
 def _mean_metrics(sums: dict, count: int) -> dict[str, float]:
@@ -95,17 +120,24 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     workdir_lib.prepare(workdir, config)
     run = Run(config)
     main = jax.process_index() == 0
+    if main:
+        workdir_lib.write_json_atomic(os.path.join(workdir, RUN_INFO), run.describe())
     spe = run.steps_per_epoch
     total_steps = config.num_epochs * spe
     runlog = RunLog(workdir)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+    # The checkpoint with the lowest epoch-mean training loss among the saved
+    # ones: the model selection a label-free user can make.
+    best_ckpt = Checkpointer(os.path.join(workdir, BEST_DIR), keep=1)
 
     latest = ckpt.latest_step()
     acc_sums, acc_count = None, 0
+    best_loss = float("inf")
     if latest is None:
         state = run.init_state()
     else:
         state, meta = ckpt.restore(latest, run.abstract_state)
+        best_loss = float(meta.get("best_loss", float("inf")))
         acc_count = int(meta.get("epoch_count", 0))
         if acc_count:
             acc_sums = {k: jnp.float32(v) for k, v in meta["epoch_sums"].items()}
@@ -115,7 +147,8 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
 
     def save(step: int) -> None:
         sums = {} if acc_sums is None else {k: float(v) for k, v in jax.device_get(acc_sums).items()}
-        ckpt.save(step, state, {"step": step, "epoch": step // spe, "epoch_sums": sums, "epoch_count": acc_count})
+        ckpt.save(step, state, {"step": step, "epoch": step // spe, "epoch_sums": sums,
+                                "epoch_count": acc_count, "best_loss": best_loss})
 
     def check_finite() -> None:
         bad = int(state.first_nonfinite_step)
@@ -166,6 +199,9 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
                 runlog.history(record)
                 runlog.scalars(done, {f"epoch_{k}": v for k, v in means.items()})
                 if epoch % config.checkpoint.every_epochs == 0 or epoch == config.num_epochs:
+                    if np.isfinite(means["loss"]) and means["loss"] < best_loss:
+                        best_loss = means["loss"]
+                        best_ckpt.save(done, state, {"step": done, "epoch": epoch, "loss": best_loss})
                     save(done)
                 if stop_at_epoch is not None and epoch >= stop_at_epoch and done < total_steps:
                     stopped = done
@@ -180,9 +216,11 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
         bar.close()
         stop.restore()
         ckpt.wait()
+        best_ckpt.wait()
 
     if stopped is not None:
         ckpt.close()
+        best_ckpt.close()
         runlog.close()
         if main:
             why = f"{stop.signal_name} received" if stop.requested else "stop requested"
@@ -194,16 +232,13 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     if ckpt.latest_step() != total_steps:
         save(total_steps)
     ckpt.close()
+    best_ckpt.close()
     runlog.close()
 
-    probs = assign_clusters(state, run.model, config, run.dataset, run.mesh, run.anchors)
-    result = evaluate_assignments(probs, dataset_labels(run.dataset))
-    result.update(method=config.method, dataset=config.dataset.name, epochs=config.num_epochs,
-                  steps=total_steps, train_seconds=round(time.time() - t0, 2))
+    result = evaluate_run(run, workdir, last_state=state, progress=config.progress_bar)
     if main:
-        workdir_lib.write_json_atomic(os.path.join(workdir, "metrics.json"), result)
-        np.save(os.path.join(workdir, "assignments.npy"), probs)
         print(summary_line(result), flush=True)
+        print(f"ccjax: metrics, report and checkpoints are in {workdir}", flush=True)
     return result
 
 

@@ -1,0 +1,160 @@
+"""The evaluation report a run leaves in `<workdir>/report/`.
+
+- metrics.json: ACC/NMI/ARI (or label-free diagnostics) of the last checkpoint and,
+  separately, of the best-by-training-loss checkpoint (never best by the labels);
+- confusion.png: clusters (Hungarian-matched order) against classes;
+- clusters.png: each cluster's most confident images and its size;
+- curves.png: training losses per component and, where evaluated, ACC/NMI/ARI per epoch;
+- assignments.csv: example id, cluster, probability, label where known.
+Only process 0 calls this.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from ccjax.metrics import confusion_matrix, hungarian_match
+from ccjax.workdir import write_json_atomic
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def cluster_order(y_true: np.ndarray, y_pred: np.ndarray, num_clusters: int) -> list[int]:
+    """Clusters sorted by the class they are matched to (unmatched ones last)."""
+    match = hungarian_match(y_true, y_pred)
+    return sorted(range(num_clusters), key=lambda k: (match.get(k, 10**9), k))
+
+
+def plot_confusion(path: str, y_true, y_pred, num_clusters: int, class_names: list[str]) -> np.ndarray:
+    """Writes the cluster x class confusion matrix; returns it in plotted order [K, C]."""
+    plt = _pyplot()
+    cm = confusion_matrix(y_true, y_pred, len(class_names), num_clusters)
+    order = cluster_order(y_true, y_pred, num_clusters)
+    cm = cm[order]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * len(class_names), 1.0 + 0.4 * num_clusters))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(num_clusters), [f"cluster {k}" for k in order], fontsize=8)
+    ax.set_xlabel("class")
+    if cm.size <= 900:
+        hi = cm.max() if cm.size else 1
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if cm[i, j] > hi / 2 else "black")
+    ax.set_title("clusters vs classes (Hungarian-matched order)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return cm
+
+
+def plot_clusters(path: str, probs: np.ndarray, read_images, per_cluster: int = 8) -> None:
+    """A row per cluster: its `per_cluster` most confident images, titled with its size."""
+    plt = _pyplot()
+    pred, conf = probs.argmax(1), probs.max(1)
+    k = probs.shape[1]
+    fig, axes = plt.subplots(k, per_cluster, figsize=(per_cluster * 0.9, k * 0.95), squeeze=False)
+    for c in range(k):
+        members = np.flatnonzero(pred == c)
+        top = members[np.argsort(-conf[members])][:per_cluster]
+        imgs = read_images(np.sort(top)) if len(top) else []
+        by_index = dict(zip(np.sort(top).tolist(), imgs))
+        for j in range(per_cluster):
+            ax = axes[c, j]
+            ax.axis("off")
+            if j < len(top):
+                img = by_index[int(top[j])]
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                          interpolation="nearest")
+        axes[c, 0].set_title(f"cluster {c}: {len(members)}", fontsize=7, loc="left")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(path: str, history: list[dict]) -> None:
+    """Loss components per epoch, and ACC/NMI/ARI per epoch where they were evaluated."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    skip = {"epoch", "step", "seconds", "grad_norm"}
+    loss_keys = [k for k in (history[0] if history else {}) if k not in skip and not k.startswith("eval_")
+                 and k not in ("t", "mean_wz", "mean_wc")]
+    eval_keys = [k for k in ("eval_acc", "eval_nmi", "eval_ari") if any(k in h for h in history)]
+    ncols = 2 if eval_keys else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for k in loss_keys:
+        ax.plot(epochs, [h.get(k, np.nan) for h in history], label=k)
+    ax.set_xlabel("epoch")
+    ax.set_title("training losses")
+    ax.legend(fontsize=7)
+    if eval_keys:
+        ax = axes[0, 1]
+        for k in eval_keys:
+            pts = [(h["epoch"], h[k]) for h in history if k in h]
+            ax.plot(*zip(*pts), marker="o", label=k[5:].upper())
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("epoch")
+        ax.set_title("clustering quality during training")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_assignments(path: str, probs: np.ndarray, ids: list[str], labels: np.ndarray | None,
+                      class_names: list[str] | None) -> None:
+    pred, conf = probs.argmax(1), probs.max(1)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "cluster", "probability"] + (["label", "class"] if labels is not None else []))
+        for i in range(len(pred)):
+            row = [ids[i], int(pred[i]), f"{conf[i]:.6f}"]
+            if labels is not None:
+                row += [int(labels[i]), class_names[labels[i]] if class_names else str(labels[i])]
+            w.writerow(row)
+    os.replace(tmp, path)
+
+
+def read_history(workdir: str) -> list[dict]:
+    path = os.path.join(workdir, "history.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_report(workdir: str, dataset, probs_last: np.ndarray, metrics: dict,
+                 labels: np.ndarray | None) -> str:
+    """Writes every report file; `metrics` is {'last': {...}, 'best_by_train_loss': {...}}."""
+    out = os.path.join(workdir, "report")
+    os.makedirs(out, exist_ok=True)
+    pred = probs_last.argmax(1)
+    k = probs_last.shape[1]
+    if labels is not None:
+        names = dataset.class_names or [str(i) for i in range(int(labels.max()) + 1)]
+        cm = plot_confusion(os.path.join(out, "confusion.png"), labels, pred, k, names)
+        metrics = {**metrics, "confusion_matrix": cm.tolist(),
+                   "confusion_cluster_order": cluster_order(labels, pred, k), "class_names": names}
+    plot_clusters(os.path.join(out, "clusters.png"), probs_last, lambda idx: dataset.read(idx)["image"])
+    history = read_history(workdir)
+    if history:
+        plot_curves(os.path.join(out, "curves.png"), history)
+    ids = dataset.example_ids(np.arange(dataset.num_examples))
+    write_assignments(os.path.join(out, "assignments.csv"), probs_last, ids, labels, dataset.class_names)
+    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    return out
