@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Print (or, with --run, launch one after another) the commands that reproduce a table of the papers.
+#
+#   launch/reproduce.sh TABLE [--run] [--seeds=N] [--extra='--config.x=y ...']
+#
+# TABLE is one of
+#   gecc-table2     GeCC (Chen et al., AAAI 2025) Table 2: GeCC on CIFAR-10, CIFAR-100, ImageNet-10, ImageNet-Dogs
+#   gecc-table3     GeCC Table 3: the ablations CC, w Aug, w DSU, w/o W, w W_c, w W_z, Ours on the same four sets
+#   mfavbs-table2   MFAVBs-CC Table 2: MFAVBs-CC on its seven datasets
+#   mfavbs-table4   MFAVBs-CC Table 4: VTCC, MethodA (no CLIP), MethodB (CLIP, no fusion), MFAVBs-CC
+#   mfavbs-depth    MFAVBs-CC Sec. 4.6.1 / Fig. 5: depth 2, 4, 6, 8, 10 (one FAVB per two blocks), remote-sensing sets
+#   mfavbs-favbs    MFAVBs-CC Sec. 4.6.2 / Fig. 6: N = 0..4 FAVBs at depth 8, remote-sensing sets
+#   all             every table above
+# Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers.
+# The datasets must be prepared first (python -m ccjax.prepare --dataset=...; see docs/datasets.md).
+set -euo pipefail
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+[[ $# -ge 1 ]] || { usage >&2; exit 2; }
+table=$1; shift
+run=0; seeds=1; extra=""
+for a in "$@"; do
+  case $a in
+    --run) run=1 ;;
+    --seeds=*) seeds=${a#--seeds=} ;;
+    --extra=*) extra=${a#--extra=} ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "reproduce.sh: unknown option $a" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+GECC_SETS="cifar10 cifar100 imagenet10 imagenet_dogs"
+MFAVBS_SETS="rsod uc_merced siri_whu aid imagenet10 cifar10 cifar100"
+RS_SETS="rsod uc_merced siri_whu aid"
+
+emit() {  # emit TABLE ROW DATASET CONFIG [overrides...]
+  local tbl=$1 row=$2 ds=$3 cfg=$4; shift 4
+  for ((s = 0; s < seeds; s++)); do
+    local wd="runs/${tbl}/${row}/${ds}"
+    [[ $seeds -gt 1 ]] && wd="${wd}/seed${s}"
+    local cmd="python -m ccjax.main --config=configs/${cfg}.py --workdir=${wd} --config.seed=${s} $* ${extra}"
+    echo "${cmd}"
+    if [[ $run == 1 ]]; then eval "${cmd}"; fi
+  done
+}
+
+table_gecc2() { for ds in $GECC_SETS; do emit gecc-table2 gecc "$ds" "gecc_${ds}"; done; }
+
+table_gecc3() {
+  for ds in $GECC_SETS; do
+    emit gecc-table3 cc "$ds" "cc_${ds}"
+    emit gecc-table3 w_aug "$ds" "gecc_${ds}" --config.gecc.reference=aug
+    emit gecc-table3 w_dsu "$ds" "gecc_${ds}" --config.gecc.reference=dsu
+    emit gecc-table3 wo_w "$ds" "gecc_${ds}" --config.gecc.weights=none
+    emit gecc-table3 w_wc "$ds" "gecc_${ds}" --config.gecc.weights=wc
+    emit gecc-table3 w_wz "$ds" "gecc_${ds}" --config.gecc.weights=wz
+    emit gecc-table3 ours "$ds" "gecc_${ds}"
+  done
+}
+
+table_mfavbs2() { for ds in $MFAVBS_SETS; do emit mfavbs-table2 mfavbs "$ds" "mfavbs_${ds}"; done; }
+
+table_mfavbs4() {
+  for ds in $MFAVBS_SETS; do
+    emit mfavbs-table4 vtcc "$ds" "vtcc_${ds}"
+    emit mfavbs-table4 method_a "$ds" "mfavbs_${ds}" --config.anchor.enabled=False
+    emit mfavbs-table4 method_b "$ds" "mfavbs_${ds}" --config.model.vit.num_fusing_blocks=0
+    emit mfavbs-table4 mfavbs "$ds" "mfavbs_${ds}"
+  done
+}
+
+table_depth() {
+  for ds in $RS_SETS; do
+    for d in 2 4 6 8 10; do
+      emit mfavbs-depth "depth${d}" "$ds" "mfavbs_${ds}" --config.model.vit.depth=${d} --config.model.vit.num_fusing_blocks=$((d / 2))
+    done
+  done
+}
+
+table_favbs() {
+  for ds in $RS_SETS; do
+    for n in 0 1 2 3 4; do
+      emit mfavbs-favbs "n${n}" "$ds" "mfavbs_${ds}" --config.model.vit.depth=8 --config.model.vit.num_fusing_blocks=${n}
+    done
+  done
+}
+
+case $table in
+  gecc-table2) table_gecc2 ;;
+  gecc-table3) table_gecc3 ;;
+  mfavbs-table2) table_mfavbs2 ;;
+  mfavbs-table4) table_mfavbs4 ;;
+  mfavbs-depth) table_depth ;;
+  mfavbs-favbs) table_favbs ;;
+  all) table_gecc2; table_gecc3; table_mfavbs2; table_mfavbs4; table_depth; table_favbs ;;
+  *) echo "reproduce.sh: unknown table '$table'" >&2; usage >&2; exit 2 ;;
+esac
