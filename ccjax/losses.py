@@ -1,0 +1,169 @@
+"""Contrastive Clustering's losses (Li et al., AAAI 2021) as pure functions of global arrays.
+
+Every function here is written on whole (global) arrays: under `jax.jit` with
+inputs sharded over Mesh('data') XLA inserts the gathers, so the negatives of
+each anchor always span the global batch, whatever the device count.
+
+All arithmetic is in float32 whatever the input dtype, and every log-softmax
+is a `logsumexp` with self-similarities masked to -inf, never `exp` then `log`.
+
+Reductions follow CC's reference code (Yunfan-Li/Contrastive-Clustering,
+modules/contrastive_loss.py): a cross-entropy summed over the 2N anchors and
+divided by 2N, which equals the paper's mean of l_i^a + l_i^b over i, / 2.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+
+from ccjax.errors import UserError
+
+# Below this norm a cluster column is treated as having norm `_COS_EPS` (as
+# torch.nn.CosineSimilarity, which CC's reference uses, clamps with eps=1e-8).
+_COS_EPS = 1e-8
+
+
+def _check_temperature(temperature) -> None:
+    if isinstance(temperature, numbers.Real) and not temperature > 0:
+        raise UserError(f"contrastive temperature must be > 0, got {temperature}; fix loss.*_temperature in the config")
+
+
+def _unit_rows(x: jax.Array) -> jax.Array:
+    """x / max(||x||, eps) row-wise; finite gradient even for an all-zero row."""
+    sq = jnp.sum(x * x, axis=1, keepdims=True)  # [N, 1]
+    return x * jax.lax.rsqrt(jnp.maximum(sq, _COS_EPS**2))
+
+
+def _log_weight(w: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
+    """log(w) in float32 (0 where `w` is None); w == 0 gives -inf with a zero, not NaN, gradient."""
+    if w is None:
+        return jnp.zeros(shape, jnp.float32)
+    w = jnp.broadcast_to(jnp.asarray(w, jnp.float32), shape)
+    positive = w > 0
+    return jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), -jnp.inf)
+
+
+def weighted_nt_xent(
+    sim_ab: jax.Array,
+    sim_aa: jax.Array,
+    temperature: float,
+    pos_weight: jax.Array | None = None,
+    neg_weight_ab: jax.Array | None = None,
+    neg_weight_aa: jax.Array | None = None,
+) -> jax.Array:
+    """Per-anchor weighted NT-Xent for the N anchors of view a; returns float32 [N].
+
+    With s_ab = `sim_ab` [N, N] (s_ab[i, j] = s(a_i, b_j): anchor i of view a
+    against sample j of view b; the positive of anchor i is b_i), s_aa =
+    `sim_aa` [N, N] (within view a), tau = `temperature`, p = `pos_weight` [N],
+    W = `neg_weight_ab` [N, N], V = `neg_weight_aa` [N, N]:
+
+        loss_i = -log( p_i exp(s_ab[i,i]/tau)
+                       / ( sum_{j}     W[i,j] exp(s_ab[i,j]/tau)
+                         + sum_{j!=i}  V[i,j] exp(s_aa[i,j]/tau) ) )
+
+    The cross-view sum runs over all j, so it contains the positive pair
+    (j = i, weight W[i,i]); the in-view sum excludes the self-similarity j = i
+    (masked to -inf, whatever V[i,i] is). A weight left as None is all ones;
+    with all weights one this is exactly the softmax cross-entropy of
+    NT-Xent/SimCLR/CC for one anchor view: logits [s_ab[i,i], the 2N-2 other
+    similarities] / tau, target the first.
+
+    GeCC's Eq. (8) is this with p_i = w_ii, W = V = W_z (for l_{i,12}: sim_ab =
+    s(z^1, z^2), sim_aa = s(z^m, z^m)). Weights must be >= 0; a zero weight
+    removes that term. Computed in float32 as logsumexp(log w + s / tau).
+    """
+    _check_temperature(temperature)
+    sim_ab = jnp.asarray(sim_ab, jnp.float32)  # [N, N]
+    sim_aa = jnp.asarray(sim_aa, jnp.float32)  # [N, N]
+    n = sim_ab.shape[0]
+    if sim_ab.shape != (n, n) or sim_aa.shape != (n, n):
+        raise ValueError(f"weighted_nt_xent needs square [N, N] similarities, got {sim_ab.shape} and {sim_aa.shape}")
+    inv_t = 1.0 / jnp.asarray(temperature, jnp.float32)
+    logits_ab = sim_ab * inv_t + _log_weight(neg_weight_ab, (n, n))  # [N, N]
+    logits_aa = sim_aa * inv_t + _log_weight(neg_weight_aa, (n, n))  # [N, N]
+    logits_aa = jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, logits_aa)  # no self-similarity
+    log_denominator = jax.nn.logsumexp(jnp.concatenate([logits_ab, logits_aa], axis=1), axis=1)  # [N]
+    log_numerator = jnp.diagonal(sim_ab) * inv_t + _log_weight(pos_weight, (n,))  # [N]
+    return log_denominator - log_numerator
+
+
+def nt_xent(u: jax.Array, v: jax.Array, temperature: float) -> jax.Array:
+    """Symmetric NT-Xent over the 2N rows of `u` [N, D] and `v` [N, D], similarity = dot product.
+
+    u_i and v_i are positives; every anchor's negatives are the other 2N - 2
+    rows of both views. Returns sum over the 2N anchors / 2N (scalar, float32).
+    """
+    u = jnp.asarray(u, jnp.float32)
+    v = jnp.asarray(v, jnp.float32)
+    if u.ndim != 2 or u.shape != v.shape:
+        raise ValueError(f"nt_xent needs two [N, D] arrays of one shape, got {u.shape} and {v.shape}")
+    s_uv = u @ v.T  # [N, N]
+    s_uu = u @ u.T  # [N, N]
+    s_vv = v @ v.T  # [N, N]
+    loss_u = weighted_nt_xent(s_uv, s_uu, temperature)  # [N] anchors of view u
+    loss_v = weighted_nt_xent(s_uv.T, s_vv, temperature)  # [N] anchors of view v
+    return (loss_u.sum() + loss_v.sum()) / (2 * u.shape[0])
+
+
+def instance_contrastive_loss(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
+    """CC's instance-level contrastive loss L_ins: NT-Xent over the 2B instance features.
+
+    z_a, z_b: [B, D] L2-normalised features of the two views (the model
+    normalises; as in CC's reference, the similarity is the plain dot product,
+    so unnormalised inputs are not renormalised here). For each of the 2B
+    anchors the positive is its other view and the negatives the other 2B - 2
+    samples; self-similarity is excluded. Cross-entropy summed over the 2B
+    anchors and divided by 2B. Scalar float32.
+    """
+    return nt_xent(z_a, z_b, temperature)
+
+
+def cluster_contrastive_loss(c_a: jax.Array, c_b: jax.Array, temperature: float) -> jax.Array:
+    """CC's cluster-level contrastive loss without its entropy term: NT-Xent over the 2K cluster vectors.
+
+    c_a, c_b: [B, K] softmax cluster probabilities of the two views. Cluster k
+    is represented by column k (its assignment over the batch); similarity is
+    the cosine similarity of columns (norms clamped below at 1e-8, as
+    torch.nn.CosineSimilarity in CC's reference). Sum over the 2K anchors / 2K.
+    Scalar float32.
+    """
+    c_a = jnp.asarray(c_a, jnp.float32).T  # [K, B]
+    c_b = jnp.asarray(c_b, jnp.float32).T  # [K, B]
+    return nt_xent(_unit_rows(c_a), _unit_rows(c_b), temperature)
+
+
+def cluster_entropy_term(c: jax.Array) -> jax.Array:
+    """CC's entropy term of one view: log K - H(Y), with P(y_k) = sum_b c[b,k] / sum c.
+
+    c: [B, K] cluster probabilities. The paper subtracts the entropy H(Y)
+    from the cluster loss; the reference code adds log K so the term is >= 0 and 0 at the
+    uniform distribution: same gradients. 0 log 0 is taken as 0 (with a zero
+    gradient there). Scalar float32.
+    """
+    c = jnp.asarray(c, jnp.float32)
+    p = c.sum(axis=0)  # [K]
+    p = p / p.sum()
+    positive = p > 0
+    p_log_p = jnp.where(positive, p * jnp.log(jnp.where(positive, p, 1.0)), 0.0)  # [K]
+    return math.log(c.shape[1]) + p_log_p.sum()
+
+
+def cc_losses(
+    z_a: jax.Array, z_b: jax.Array, c_a: jax.Array, c_b: jax.Array, tau_i: float, tau_c: float
+) -> dict[str, jax.Array]:
+    """All of CC's objective L = L_ins + L_clu, with L_clu = cluster NT-Xent - H(Y).
+
+    Returns float32 scalars {'instance', 'cluster', 'entropy', 'total'} where
+    'cluster' is the cluster NT-Xent alone, 'entropy' = log K - H(Y^a) +
+    log K - H(Y^b) (the entropy terms of both views, as CC's reference adds
+    them to its cluster loss) and total = instance + cluster + entropy.
+    """
+    instance = instance_contrastive_loss(z_a, z_b, tau_i)
+    cluster = cluster_contrastive_loss(c_a, c_b, tau_c)
+    entropy = cluster_entropy_term(c_a) + cluster_entropy_term(c_b)
+    return {"instance": instance, "cluster": cluster, "entropy": entropy, "total": instance + cluster + entropy}
