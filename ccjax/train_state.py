@@ -122,7 +122,8 @@ def make_train_step(model, tx, objective, config, steps_per_epoch: int) -> Calla
                 (state.first_nonfinite_step < 0) & ~finite, state.step, state.first_nonfinite_step
             ),
         )
-        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        # 'total' duplicates 'loss'; keep one name for the objective's value.
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items() if k != "total"}
         metrics.update(loss=loss.astype(jnp.float32), grad_norm=grad_norm)
         return new_state, metrics
 
