@@ -49,8 +49,10 @@ def evaluate_assignments(probs: np.ndarray, labels: np.ndarray | None) -> dict:
     pred = probs.argmax(axis=1)
     out = {"num_examples": int(len(pred)), "num_clusters": int(probs.shape[1])}
     out.update(label_free_diagnostics(probs))
-    if labels is not None and (labels >= 0).all():
-        out.update(clustering_metrics(labels, pred))
+    if labels is not None and (labels >= 0).any():
+        known = labels >= 0  # e.g. STL-10 with its unlabelled images (label -1) added
+        out.update(clustering_metrics(labels[known], pred[known]))
+        out["num_labelled"] = int(known.sum())
     return out
 
 

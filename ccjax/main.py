@@ -11,6 +11,7 @@ import os
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from ccjax.errors import UserError, exit_on_user_error
@@ -31,6 +32,7 @@ def default_workdir(config_path: str) -> str:
 def run(argv) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.<field>=value")
+    absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
     if _CONFIG.value is None:
         raise UserError("no config given; pass --config=configs/cc_digits.py (or another file in configs/)")
     from ccjax import distributed

@@ -1,0 +1,186 @@
+"""The TFDS builder behind every dataset ccjax prepares from local files (folders, ImageNet).
+
+`CcjaxImages` is a `tfds.core.GeneratorBasedBuilder` driven by a `Plan`: the
+examples to read, their labels, the class names and the storage size, all
+worked out before the builder runs. Each image is decoded, converted to RGB,
+resized to the storage size and written PNG-encoded into array_record files
+(no TensorFlow needed). Files that cannot be used are skipped; their list is
+written to `skipped_files.tsv`, and a summary to `ccjax_prepare.json`, in the
+prepared dataset's folder.
+
+TFDS writes everything into `<version>.incomplete*` and renames it to
+`<data_dir>/ccjax_images/<config>/1.0.0` only when the whole dataset and its
+metadata are written, so an interrupted preparation leaves nothing that counts
+as prepared. Shuffling is disabled: example i is the i-th file in plan order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from typing import Callable, Iterator
+
+import tensorflow_datasets as tfds
+from etils import epath
+
+from ccjax.data.images import ImageSkipped, decode_image, encode_png
+from ccjax.errors import UserError
+
+TFDS_NAME = "ccjax_images"
+VERSION = "1.0.0"
+REPORT_FILE = "skipped_files.tsv"
+SUMMARY_FILE = "ccjax_prepare.json"
+_CHUNK = 256  # images decoded concurrently (bounded memory)
+
+
+@dataclasses.dataclass
+class Plan:
+    """Everything one preparation reads and writes, decided before the builder runs."""
+
+    config_name: str  # the TFDS config: <data_dir>/ccjax_images/<config_name>/1.0.0
+    description: str
+    source: str  # the folder it reads (for the summary)
+    class_names: list[str] | None  # None: unlabelled
+    size: tuple[int, int]  # (H, W) storage size
+    total: int  # candidate files (progress bar)
+    examples: Callable[[], Iterator[tuple[str, int, bytes | str]]]  # (example id, label, bytes or path)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # found while scanning
+
+
+def config_name(dataset: str, image_size: int, source: str | None = None) -> str:
+    """The TFDS config name of a prepared dataset: name, size, and for `folder:` a path hash."""
+    tag = f"s{image_size}" if image_size > 0 else "native"
+    if source is None:
+        return f"{dataset}_{tag}"
+    real = os.path.realpath(os.path.expanduser(source))
+    slug = re.sub(r"[^a-z0-9]+", "_", os.path.basename(real.rstrip("/")).lower()).strip("_")[:32]
+    digest = hashlib.sha1(real.encode()).hexdigest()[:8]
+    return f"folder_{slug or 'root'}_{digest}_{tag}"
+
+
+def prepared_path(data_dir: str, name: str) -> epath.Path:
+    """Where the dataset of config `name` lives once prepared."""
+    return epath.Path(data_dir) / TFDS_NAME / name / VERSION
+
+
+def is_prepared(data_dir: str, name: str) -> bool:
+    """True only for a finished preparation (TFDS renames the folder into place at the end)."""
+    return (prepared_path(data_dir, name) / "dataset_info.json").exists()
+
+
+def _load(item: tuple[str, int, bytes | str], size: tuple[int, int]):
+    ex_id, label, data = item
+    try:
+        if isinstance(data, str):
+            try:
+                with open(data, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise ImageSkipped(f"unreadable: {e.strerror}") from None
+        return ex_id, label, encode_png(decode_image(data, size)), None
+    except ImageSkipped as e:
+        return ex_id, label, None, str(e)
+
+
+class CcjaxImages(tfds.core.GeneratorBasedBuilder):
+    """Images from a local folder or archive, converted to RGB at one storage size."""
+
+    VERSION = tfds.core.Version(VERSION)
+    RELEASE_NOTES = {"1.0.0": "RGB PNG images at one storage size, optional class labels."}
+
+    def __init__(self, *, plan: Plan, **kwargs):
+        self._plan = plan
+        config = tfds.core.BuilderConfig(name=plan.config_name, description=plan.description)
+        super().__init__(config=config, **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        h, w = self._plan.size
+        features = {
+            "image": tfds.features.Image(shape=(h, w, 3), encoding_format="png"),
+            "file": tfds.features.Text(),
+        }
+        if self._plan.class_names is not None:
+            features["label"] = tfds.features.ClassLabel(names=self._plan.class_names)
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features),
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # local files only
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        from tqdm import tqdm
+
+        plan = self._plan
+        skipped = list(plan.skipped)
+        written = 0
+        workers = max(1, min(8, os.cpu_count() or 1))
+        bar = tqdm(total=plan.total, desc=f"preparing {plan.config_name}", unit="img")
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            chunk: list = []
+            items = plan.examples()
+            while True:
+                chunk = [x for _, x in zip(range(_CHUNK), items)]
+                if not chunk:
+                    break
+                for ex_id, label, png, reason in pool.map(lambda it: _load(it, plan.size), chunk):
+                    bar.update(1)
+                    if png is None:
+                        skipped.append((ex_id, reason))
+                        continue
+                    example = {"image": png, "file": ex_id}
+                    if plan.class_names is not None:
+                        example["label"] = label
+                    written += 1
+                    yield ex_id, example
+        bar.close()
+        if written == 0:
+            raise UserError(f"no usable images in {plan.source} ({len(skipped)} files skipped)")
+        out = epath.Path(self.data_dir)  # the incomplete folder, renamed into place at the end
+        lines = ["file\treason"] + [f"{f}\t{r}" for f, r in skipped]
+        (out / REPORT_FILE).write_text("\n".join(lines) + "\n")
+        summary = dict(
+            config=plan.config_name, source=plan.source, image_shape=[*plan.size, 3],
+            num_examples=written, num_skipped=len(skipped), class_names=plan.class_names,
+        )
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def build(plan: Plan, data_dir: str, overwrite: bool = False) -> epath.Path:
+    """Prepares `plan` into `data_dir` (a no-op when already prepared, unless `overwrite`)."""
+    with quiet_tfds():
+        builder = CcjaxImages(plan=plan, data_dir=data_dir, file_format="array_record")
+    mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
+            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    config = tfds.download.DownloadConfig(download_mode=mode)
+    with quiet_tfds():  # our own progress bar counts the images
+        builder.download_and_prepare(download_config=config)
+    return prepared_path(data_dir, plan.config_name)
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+    """Hides TFDS's own progress bars and its info/warning logging for the duration."""
+    from absl import logging as absl_logging
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    bars, level = tqdm_utils._active, absl_logging.get_verbosity()  # noqa: SLF001
+    tfds.display_progress_bar(False)
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        tfds.display_progress_bar(bars)
+        absl_logging.set_verbosity(level)
+
+
+def read_summary(data_dir: str, name: str) -> dict:
+    """The `ccjax_prepare.json` of a prepared dataset."""
+    return json.loads((prepared_path(data_dir, name) / SUMMARY_FILE).read_text())

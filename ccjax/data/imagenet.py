@@ -1,0 +1,162 @@
+"""ImageNet-10 and ImageNet-Dogs: subsets of the ImageNet-2012 train set from a manual download.
+
+The class lists (WordNet ids) ship in `ccjax/data/resources/` (see the
+comments there for their source). ImageNet cannot be downloaded automatically;
+the user puts their copy in a manual directory (`--manual_dir`, or TFDS's
+default `<data_dir>/downloads/manual`) in any of the layouts it comes in:
+
+- `ILSVRC2012_img_train.tar`: the official archive (a tar of one tar per
+  wnid), the file TFDS's own `imagenet2012` builder expects there;
+- `<wnid>.tar`: that archive unpacked once;
+- `<wnid>/*.JPEG` (or `train/<wnid>/*.JPEG`): fully extracted, e.g. the
+  layout torchvision's ImageFolder reads.
+
+Whatever the layout, the prepared dataset is the same: classes in list order,
+each class's files sorted by name, example ids `<wnid>/<file name>`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import tarfile
+from typing import Iterator
+
+from ccjax.errors import UserError
+
+SUBSETS = {"imagenet10": "imagenet10.txt", "imagenet_dogs": "imagenet_dogs.txt"}
+TRAIN_TAR = "ILSVRC2012_img_train.tar"
+DOWNLOAD_URL = "https://image-net.org/download-images.php"
+
+
+def subset_classes(name: str) -> list[tuple[str, str]]:
+    """[(wnid, class name)] of an ImageNet subset, in label order."""
+    text = importlib.resources.files("ccjax.data").joinpath("resources", SUBSETS[name]).read_text()
+    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return [(wnid.strip(), label.strip()) for wnid, label in rows]
+
+
+def _locate(manual_dir: str, wnids: list[str]) -> dict[str, tuple[str, str]]:
+    """wnid -> (kind, path) with kind 'dir', 'tar' or 'outer' (a member of ILSVRC2012_img_train.tar)."""
+    found: dict[str, tuple[str, str]] = {}
+    for wnid in wnids:
+        for base in (manual_dir, os.path.join(manual_dir, "train")):
+            if os.path.isdir(os.path.join(base, wnid)):
+                found[wnid] = ("dir", os.path.join(base, wnid))
+                break
+            if os.path.isfile(os.path.join(base, wnid + ".tar")):
+                found[wnid] = ("tar", os.path.join(base, wnid + ".tar"))
+                break
+    outer = os.path.join(manual_dir, TRAIN_TAR)
+    missing = [w for w in wnids if w not in found]
+    if missing and os.path.isfile(outer):
+        try:
+            with tarfile.open(outer, "r:") as tar:
+                names = set(tar.getnames())
+        except (tarfile.TarError, OSError) as e:
+            raise UserError(f"cannot read {outer} ({e}); re-download it from {DOWNLOAD_URL}") from None
+        for w in missing:
+            if w + ".tar" in names:
+                found[w] = ("outer", outer)
+    return found
+
+
+def check_manual_dir(name: str, manual_dir: str | None) -> dict[str, tuple[str, str]]:
+    """Where each class of subset `name` is in `manual_dir`; a UserError naming what is missing."""
+    prepare = f"python -m ccjax.prepare --dataset={name} --manual_dir=<folder>"
+    if not manual_dir or not os.path.isdir(manual_dir):
+        where = f"{manual_dir} does not exist" if manual_dir else "no manual_dir given"
+        raise UserError(
+            f"{name} is built from your ImageNet-2012 train set ({where}): download "
+            f"{TRAIN_TAR} from {DOWNLOAD_URL}, put it (or its extracted <wnid>/ folders) in a "
+            f"folder and run `{prepare}`"
+        )
+    wnids = [w for w, _ in subset_classes(name)]
+    found = _locate(manual_dir, wnids)
+    missing = [w for w in wnids if w not in found]
+    if missing:
+        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise UserError(
+            f"{name}: {len(missing)} of its {len(wnids)} ImageNet classes are not in {manual_dir} "
+            f"({shown}); it needs {TRAIN_TAR}, <wnid>.tar files or <wnid>/ folders of the "
+            f"ImageNet-2012 train set ({DOWNLOAD_URL})"
+        )
+    return found
+
+
+def _tar_files(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    return sorted((m for m in tar.getmembers() if m.isfile() and not os.path.basename(m.name).startswith(".")),
+                  key=lambda m: os.path.basename(m.name))
+
+
+def count_images(found: dict[str, tuple[str, str]]) -> int:
+    """The number of candidate files over all classes (headers only; for the progress bar)."""
+    total = 0
+    for wnid, (kind, path) in found.items():
+        for _, _ in _members(wnid, kind, path, read=False):
+            total += 1
+    return total
+
+
+def _members(wnid: str, kind: str, path: str, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
+    """(file name, bytes or None) of one class, sorted by file name."""
+    if kind == "dir":
+        for f in sorted(f for f in os.listdir(path) if not f.startswith(".")):
+            full = os.path.join(path, f)
+            if os.path.isfile(full):
+                yield f, (_read_file(full) if read else None)
+        return
+    with tarfile.open(path, "r:") as tar:
+        if kind == "outer":
+            inner_file = tar.extractfile(tar.getmember(wnid + ".tar"))
+            with tarfile.open(fileobj=inner_file, mode="r:") as inner:
+                yield from _tar_members(inner, read)
+        else:
+            yield from _tar_members(tar, read)
+
+
+def _tar_members(tar: tarfile.TarFile, read: bool) -> Iterator[tuple[str, bytes | None]]:
+    for m in _tar_files(tar):
+        data = None
+        if read:
+            try:
+                data = tar.extractfile(m).read()
+            except (tarfile.TarError, OSError):
+                data = b""  # reported as an empty/unreadable file by the decoder
+        yield os.path.basename(m.name), data
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def iter_subset(name: str, found: dict[str, tuple[str, str]]) -> Iterator[tuple[str, int, bytes]]:
+    """(example id '<wnid>/<file>', label, encoded bytes) over the subset, in canonical order."""
+    for label, (wnid, _) in enumerate(subset_classes(name)):
+        kind, path = found[wnid]
+        for fname, data in _members(wnid, kind, path):
+            yield f"{wnid}/{fname}", label, data
+
+
+DEFAULT_SIZE = 224  # the papers resize ImageNet subsets to 224x224
+
+
+def imagenet_plan(name: str, manual_dir: str | None, image_size: int):
+    """The preparation Plan of ImageNet subset `name` from `manual_dir` (image_size 0 -> 224)."""
+    from ccjax.data.builder import Plan, config_name
+
+    found = check_manual_dir(name, manual_dir)
+    size = image_size if image_size > 0 else DEFAULT_SIZE
+    return Plan(
+        config_name=config_name(name, size),
+        description=f"{name}: ImageNet-2012 train subset from {manual_dir}",
+        source=os.path.abspath(manual_dir),
+        class_names=[label for _, label in subset_classes(name)],
+        size=(size, size),
+        total=count_images(found),
+        examples=lambda: iter_subset(name, found),
+    )
