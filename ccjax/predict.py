@@ -17,13 +17,8 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
 
 from ccjax.errors import UserError, exit_on_user_error
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main.")
-_OUT = flags.DEFINE_string("out", None, "CSV to write (default: <workdir>/predictions.csv).")
-_BATCH = flags.DEFINE_integer("batch_size", 256, "Images per step (rounded up to the device count).")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm")
 
@@ -137,15 +132,31 @@ def write_predictions(path: str, probs: np.ndarray, files: list[str]) -> None:
     os.replace(tmp, path)
 
 
+def _define_flags():
+    """The command line's flags, defined only when it runs: importing the library defines none
+    (so other absl programs, the attention CLI or a notebook, can import predict_files)."""
+    from absl import flags
+
+    return (
+        flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main."),
+        flags.DEFINE_string("out", None, "CSV to write (default: <workdir>/predictions.csv)."),
+        flags.DEFINE_integer("batch_size", 256, "Images per step (rounded up to the device count)."),
+    )
+
+
 @exit_on_user_error
-def run(argv) -> None:
+def run(argv, workdir: str | None, out_path: str | None, batch_size: int) -> None:
+    """Predicts the images and folders in argv[1:] with the run in `workdir`; prints and writes the CSV."""
     paths = argv[1:]
-    if not _WORKDIR.value or not paths:
+    if not workdir or not paths:
         raise UserError("usage: python -m ccjax.predict --workdir=<run> IMAGE_OR_FOLDER [...]")
-    probs, ok, skipped = predict_files(_WORKDIR.value, paths, _BATCH.value)
+    probs, ok, skipped = predict_files(workdir, paths, batch_size)
     for f, why in skipped:
         print(f"ccjax: skipped {f}: {why}", file=sys.stderr)
-    out = _OUT.value or os.path.join(_WORKDIR.value, "predictions.csv")
+    if not ok:
+        raise UserError(f"none of the {len(skipped)} image files could be read; give PNG/JPEG/... images "
+                        "that PIL can open")
+    out = out_path or os.path.join(workdir, "predictions.csv")
     write_predictions(out, probs, ok)
     k = probs.shape[1]
     counts = np.bincount(probs.argmax(1), minlength=k) if len(ok) else np.zeros(k, int)
@@ -159,7 +170,10 @@ def run(argv) -> None:
 
 
 def main() -> None:
-    app.run(run)
+    from absl import app
+
+    workdir, out, batch = _define_flags()
+    app.run(lambda argv: run(argv, workdir.value, out.value, batch.value))
 
 
 if __name__ == "__main__":

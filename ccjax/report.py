@@ -5,7 +5,8 @@
 - confusion.png: clusters (Hungarian-matched order) against classes;
 - clusters.png: each cluster's most confident images and its size;
 - curves.png: training losses per component and, where evaluated, ACC/NMI/ARI per epoch;
-- assignments.csv: example id, cluster, probability, label where known.
+- assignments.csv: example id, cluster, probability, label where known (empty for
+  unlabelled examples, whose label is -1; the confusion matrix counts labelled ones only).
 Only process 0 calls this.
 """
 
@@ -77,8 +78,10 @@ def plot_clusters(path: str, probs: np.ndarray, read_images, per_cluster: int = 
             ax.axis("off")
             if j < len(top):
                 img = by_index[int(top[j])]
-                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                          interpolation="nearest")
+                if img.shape[-1] == 1:  # uint8 levels as stored: no per-image contrast stretch
+                    ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                else:
+                    ax.imshow(img, interpolation="nearest")
         axes[c, 0].set_title(f"cluster {c}: {len(members)}", fontsize=7, loc="left")
     fig.tight_layout(pad=0.2)
     fig.savefig(path, dpi=100)
@@ -125,7 +128,11 @@ def write_assignments(path: str, probs: np.ndarray, ids: list[str], labels: np.n
         for i in range(len(pred)):
             row = [ids[i], int(pred[i]), f"{conf[i]:.6f}"]
             if labels is not None:
-                row += [int(labels[i]), class_names[labels[i]] if class_names else str(labels[i])]
+                lb = int(labels[i])
+                if lb < 0:  # an unlabelled example (e.g. STL-10's unlabelled split): label unknown
+                    row += ["", ""]
+                else:
+                    row += [lb, class_names[lb] if class_names else str(lb)]
             w.writerow(row)
     os.replace(tmp, path)
 
@@ -145,11 +152,14 @@ def write_report(workdir: str, dataset, probs_last: np.ndarray, metrics: dict,
     os.makedirs(out, exist_ok=True)
     pred = probs_last.argmax(1)
     k = probs_last.shape[1]
-    if labels is not None:
-        names = dataset.class_names or [str(i) for i in range(int(labels.max()) + 1)]
-        cm = plot_confusion(os.path.join(out, "confusion.png"), labels, pred, k, names)
+    known = None if labels is None else labels >= 0  # labels -1: unlabelled examples, not in the confusion
+    if known is not None and known.any():
+        y, p = labels[known], pred[known]
+        names = dataset.class_names or [str(i) for i in range(int(y.max()) + 1)]
+        cm = plot_confusion(os.path.join(out, "confusion.png"), y, p, k, names)
         metrics = {**metrics, "confusion_matrix": cm.tolist(),
-                   "confusion_cluster_order": cluster_order(labels, pred, k), "class_names": names}
+                   "confusion_cluster_order": cluster_order(y, p, k), "class_names": names,
+                   "confusion_num_examples": int(known.sum())}
     plot_clusters(os.path.join(out, "clusters.png"), probs_last, lambda idx: dataset.read(idx)["image"])
     history = read_history(workdir)
     if history:
