@@ -98,6 +98,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.anchor.model = "openai/clip-vit-base-patch32"  # hub name or local directory
     c.anchor.project = False  # add a linear map when the CLIP dim differs from the ViT width
     c.anchor.batch_size = 256  # images per step when computing the cache
+    c.anchor.cache_dir = placeholder(str)  # None: dataset.data_dir, else ~/.cache/ccjax
 
     c.loss = ml_collections.ConfigDict()
     c.loss.instance_temperature = 0.5

@@ -25,6 +25,7 @@ BOOKKEEPING_FIELDS = (
     "dataset.data_dir",
     "dataset.manual_dir",
     "anchor.batch_size",
+    "anchor.cache_dir",
     "bench.",
 )
 

@@ -64,7 +64,7 @@ table_mfavbs4() {
   for ds in $MFAVBS_SETS; do
     emit mfavbs-table4 vtcc "$ds" "vtcc_${ds}"
     emit mfavbs-table4 method_a "$ds" "mfavbs_${ds}" --config.anchor.enabled=False
-    emit mfavbs-table4 method_b "$ds" "mfavbs_${ds}" --config.model.vit.num_fusing_blocks=0
+    emit mfavbs-table4 method_b "$ds" "mfavbs_${ds}" --config.model.vit.fusion=none
     emit mfavbs-table4 mfavbs "$ds" "mfavbs_${ds}"
   done
 }
