@@ -6,8 +6,10 @@ peak device memory, FLOPs per step from XLA's cost analysis and the model FLOPs
 utilisation against the device's peak. `--config.bench.data=synthetic`
 (default) feeds uint8 noise of the dataset's shape, so no download is needed;
 `--config.bench.data=real` reads the prepared dataset through the real input
-pipeline, showing whether the data path keeps up. `--json=<file>` also writes
-the figures as JSON.
+pipeline, showing whether the data path keeps up. `--config.bench.steps=0`
+only compiles: FLOPs and XLA's memory estimate, no timing (useful on a CPU for
+a config sized for an accelerator). `--json=<file>` also writes the figures as
+JSON.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def benchmark(config) -> dict:
     run, spec = build_run(config)
     state = run.init_state()
     batches = run.batches
-    warm, steps = config.bench.warmup_steps, config.bench.steps
+    steps = config.bench.steps
 
     example = batches.batch(0, 0)
     compiled = run.train_step.lower(state, example).compile()
@@ -106,29 +108,12 @@ def benchmark(config) -> dict:
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
 
-    it = batches.iterate(0, warm + steps)
-    for _ in range(warm):
-        _, b = next(it)
-        state, m = run.train_step(state, b)
-    jax.block_until_ready(m)
-    times = []
-    if config.bench.data == "synthetic":  # device only: the same batches, already on device
-        on_device = [batches.batch(0, k % batches.steps_per_epoch) for k in range(min(steps, batches.steps_per_epoch))]
-        for k in range(steps):
-            t = time.perf_counter()
-            state, m = run.train_step(state, on_device[k % len(on_device)])
-            jax.block_until_ready(m)
-            times.append(time.perf_counter() - t)
-    else:
-        for _, b in it:
-            t = time.perf_counter()
-            state, m = run.train_step(state, b)
-            jax.block_until_ready(m)
-            times.append(time.perf_counter() - t)
+    mem = compiled.memory_analysis()
+    times = time_steps(run, state, config) if steps > 0 else []
 
     dev = jax.devices()[0]
     stats = dev.memory_stats() or {}
-    median = statistics.median(times)
+    median = statistics.median(times) if times else float("nan")
     peak = device_peak_flops(dev, config.dtype)
     num_examples = (spec or {}).get("num_examples") or run.dataset.num_examples
     result = {
@@ -142,17 +127,41 @@ def benchmark(config) -> dict:
         "batch_size": config.batch_size,
         "image_size": config.augment.image_size,
         "step_time_median_s": median,
-        "step_time_p10_s": float(np.percentile(times, 10)),
-        "step_time_p90_s": float(np.percentile(times, 90)),
+        "step_time_p10_s": float(np.percentile(times, 10)) if times else float("nan"),
+        "step_time_p90_s": float(np.percentile(times, 90)) if times else float("nan"),
         "images_per_s": config.batch_size / median,
         "flops_per_step": flops,
         "achieved_tflops": flops / median / 1e12,
         "mfu": (flops / median / (peak * jax.device_count())) if peak else None,
         "peak_memory_gib": stats.get("peak_bytes_in_use", 0) / 2**30 if stats else None,
+        # XLA's own estimate for the compiled step (arguments + temporaries), any device.
+        "compiled_memory_gib": (mem.argument_size_in_bytes + mem.temp_size_in_bytes) / 2**30 if mem else None,
         "dataset_examples": num_examples,
         "epoch_time_s": (num_examples // config.batch_size) * median,
     }
     return result
+
+
+def time_steps(run, state, config) -> list[float]:
+    """Seconds per step of `config.bench.steps` steps, after `config.bench.warmup_steps`."""
+    batches, warm, steps = run.batches, config.bench.warmup_steps, config.bench.steps
+    times = []
+    if config.bench.data == "synthetic":  # device only: the same batches, already on device
+        on_device = [batches.batch(0, k) for k in range(min(steps + warm, batches.steps_per_epoch))]
+        for k in range(warm + steps):
+            t = time.perf_counter()
+            state, m = run.train_step(state, on_device[k % len(on_device)])
+            jax.block_until_ready(m)
+            if k >= warm:
+                times.append(time.perf_counter() - t)
+    else:
+        for k, (_, b) in enumerate(batches.iterate(0, warm + steps)):
+            t = time.perf_counter()
+            state, m = run.train_step(state, b)
+            jax.block_until_ready(m)
+            if k >= warm:
+                times.append(time.perf_counter() - t)
+    return times
 
 
 def format_table(r: dict) -> str:
@@ -166,6 +175,7 @@ def format_table(r: dict) -> str:
         ("achieved", f"{r['achieved_tflops']:.2f} TFLOP/s"),
         ("MFU", "n/a (unknown device peak)" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"),
         ("peak memory", "n/a on this device" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.2f} GiB"),
+        ("XLA memory estimate", "n/a" if r["compiled_memory_gib"] is None else f"{r['compiled_memory_gib']:.2f} GiB (arguments + temporaries)"),
         ("epoch time", f"{r['epoch_time_s']:.1f} s for {r['dataset_examples']} images"),
     ]
     w = max(len(k) for k, _ in rows)

@@ -60,6 +60,7 @@ def test_train_step_on_4_devices_equals_1_device(objective):
     imgs, labels = blob_images(n=32)
     ds = ArrayDataset(imgs, labels)
     config = tiny_config(objective)
+    config.gecc.schedule_stages = 1  # t = 1: CDSM after every block, so its statistics are exercised
     l4, m4, g4 = loss_and_grads(config, make_mesh(jax.devices()[:4]), ds)
     l1, m1, g1 = loss_and_grads(config, make_mesh(jax.devices()[:1]), ds)
     np.testing.assert_allclose(l4, l1, rtol=1e-5, atol=1e-6)
@@ -119,3 +120,37 @@ def test_nonfinite_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_pa
     with pytest.raises(train.TrainingDiverged, match=r"NaN/inf at step \d+") as e:
         train.train_and_evaluate(config, str(tmp_path / "nan"))
     assert isinstance(e.value, UserError)
+
+
+def test_checkpoint_from_4_devices_resumes_training_on_2_and_1(tmp_path):
+    from ccjax.checkpoint import Checkpointer
+
+    imgs, labels = blob_images(n=32)
+    ds = ArrayDataset(imgs, labels)
+    config = tiny_config()
+    run4 = train.Run(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)
+    state, _ = run4.train_step(run4.init_state(), run4.batches.batch(0, 0))
+    ck = Checkpointer(str(tmp_path / "ck"), keep=1)
+    ck.save(1, state, {"step": 1})
+    ck.close()
+    saved = jax.device_get(state.params)
+    for n in (2, 1):
+        run = train.Run(config, mesh=make_mesh(jax.devices()[:n]), dataset=ds)
+        ck = Checkpointer(str(tmp_path / "ck"), keep=1)
+        restored, _ = ck.restore(1, run.abstract_state)
+        ck.close()
+        for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(restored.params)):
+            np.testing.assert_array_equal(a, np.asarray(b))
+        nxt, metrics = run.train_step(restored, run.batches.batch(0, 1))
+        assert int(nxt.step) == 2 and np.isfinite(float(metrics["loss"]))
+        assert jax.tree.leaves(nxt.params)[0].sharding.mesh.devices.size == n
+
+
+def test_bfloat16_step_keeps_float32_params_and_finite_loss():
+    imgs, labels = blob_images(n=32)
+    config = tiny_config("gecc")
+    config.dtype = "bfloat16"
+    run = train.Run(config, dataset=ArrayDataset(imgs, labels))
+    state, metrics = run.train_step(run.init_state(), run.batches.batch(0, 0))
+    assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
+    assert np.isfinite(float(metrics["loss"])) and int(state.first_nonfinite_step) == -1
