@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ccjax.errors import UserError
+from ccjax.errors import UserError, parse_flags_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -513,9 +513,9 @@ def main() -> None:
             path = make_tiny_clip(tiny_flag.value)
             print(f"ccjax: saved a tiny random CLIP (a plumbing demo, not a pretrained model) to {path}")
             return
-        config = config_flag.value
-        if config is None:
-            raise UserError("no config given; pass --config=configs/mfavbs_<dataset>.py")
+        from ccjax.errors import loaded_config
+
+        config = loaded_config(config_flag)
         from ccjax import distributed
 
         distributed.maybe_initialize()
@@ -529,7 +529,7 @@ def main() -> None:
               f"from {config.anchor.model} (norm mean {norms.mean():.3f}) in {npz_path}")
 
     logging.getLogger("absl").setLevel(logging.WARNING)
-    app.run(run)
+    app.run(run, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

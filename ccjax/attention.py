@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ccjax.errors import UserError, exit_on_user_error
+from ccjax.errors import UserError, exit_on_user_error, parse_flags_or_exit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,7 +313,7 @@ def main() -> None:
                  if maps.fused_block is not None else f"block {maps.per_branch_block + 1} (no fusing blocks)")
         print(f"ccjax: attention of the {maps.query} token over the patches in {where} written to {out}")
 
-    app.run(run)
+    app.run(run, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from ccjax.errors import UserError, exit_on_user_error
+from ccjax.errors import UserError, exit_on_user_error, loaded_config, parse_flags_or_exit
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
@@ -184,9 +184,7 @@ def format_table(r: dict) -> str:
 
 @exit_on_user_error
 def run(argv) -> None:
-    if _CONFIG.value is None:
-        raise UserError("no config given; pass --config=configs/<file>.py")
-    result = benchmark(_CONFIG.value)
+    result = benchmark(loaded_config(_CONFIG))
     print(format_table(result))
     print(json.dumps(result))
     if _JSON.value:
@@ -195,7 +193,7 @@ def run(argv) -> None:
 
 
 def main() -> None:
-    app.run(run)
+    app.run(run, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

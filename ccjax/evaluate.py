@@ -11,7 +11,7 @@ import os
 
 from absl import app, flags
 
-from ccjax.errors import UserError, exit_on_user_error
+from ccjax.errors import UserError, exit_on_user_error, parse_flags_or_exit
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main.")
 
@@ -38,7 +38,7 @@ def run_cli(argv) -> None:
 
 
 def main() -> None:
-    app.run(run_cli)
+    app.run(run_cli, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from ccjax.errors import UserError, exit_on_user_error
+from ccjax.errors import UserError, exit_on_user_error, loaded_config, parse_flags_or_exit
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/cc_digits.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: ./runs/<config name>).")
@@ -33,20 +33,19 @@ def run(argv) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.<field>=value")
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
-    if _CONFIG.value is None:
-        raise UserError("no config given; pass --config=configs/cc_digits.py (or another file in configs/)")
+    config = loaded_config(_CONFIG)
     from ccjax import distributed
 
     distributed.maybe_initialize()
     from ccjax.train import train_and_evaluate
 
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename)
-    train_and_evaluate(_CONFIG.value, workdir, stop_at_epoch=_STOP_AT_EPOCH.value)
+    train_and_evaluate(config, workdir, stop_at_epoch=_STOP_AT_EPOCH.value)
 
 
 def main() -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)
-    app.run(run)
+    app.run(run, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from ccjax.errors import UserError, exit_on_user_error
+from ccjax.errors import UserError, exit_on_user_error, parse_flags_or_exit
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm")
 
@@ -173,7 +173,7 @@ def main() -> None:
     from absl import app
 
     workdir, out, batch = _define_flags()
-    app.run(lambda argv: run(argv, workdir.value, out.value, batch.value))
+    app.run(lambda argv: run(argv, workdir.value, out.value, batch.value), flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import logging
 import ml_collections
 from absl import app, flags
 
-from ccjax.errors import UserError, exit_on_user_error
+from ccjax.errors import UserError, exit_on_user_error, parse_flags_or_exit
 
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset name (digits, cifar10, ..., folder:<path>).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
@@ -59,7 +59,7 @@ def run(argv) -> None:
 
 def main() -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)
-    app.run(run)
+    app.run(run, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def test_catalog_datasets_train_under_mock_data(tmp_path, name, clusters):
     c.dataset.name = name
     if name == "uc_merced":
         c.dataset.image_size = 16
-    with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
+    splits = 1 if name == "uc_merced" else 2  # UC Merced has one split; 16 examples = 2 steps of 8
+    with tfds.testing.mock_data(num_examples=16 // splits, policy=tfds.testing.MockPolicy.USE_CODE):
         result = run_two_steps(c, str(tmp_path / "run"))
     assert result["num_clusters"] == clusters
 
@@ -121,7 +122,7 @@ def write_folder(root, classes, per_class=4, size=12, flat=False):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, classes", [("rsod", 4), ("folder", 3)])
+@pytest.mark.parametrize("name, classes", [("rsod", 4), ("siri_whu", 12), ("aid", 30), ("folder", 3)])
 def test_folder_datasets_train(tmp_path, name, classes):
     from ccjax.data import prepare_dataset
 
@@ -153,3 +154,20 @@ def test_unlabeled_folder_trains_and_reports_label_free_diagnostics(tmp_path):
     assert "acc" not in result and len(result["cluster_sizes"]) == 3
     rows = open(os.path.join(tmp_path, "run", "report", "assignments.csv")).read().splitlines()
     assert rows[0] == "id,cluster,probability" and len(rows) == 17
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name, classes", [("gecc_imagenet10", 10), ("cc_imagenet_dogs", 15)])
+def test_imagenet_subsets_train_from_a_fake_manual_download(tmp_path, config_name, classes):
+    import test_data_fakes
+    from ccjax.data import prepare_dataset
+    from ccjax.data.imagenet import subset_classes
+
+    c = shrink(load_config(config_name), str(tmp_path / "data"))
+    manual = str(tmp_path / "imagenet")
+    test_data_fakes.imagenet_folders(manual, [w for w, _ in subset_classes(c.dataset.name)], per_class=2)
+    c.dataset.manual_dir = manual
+    c.dataset.image_size = 12
+    prepare_dataset(c.dataset)
+    result = run_two_steps(c, str(tmp_path / "run"))
+    assert result["num_clusters"] == classes and result["num_examples"] == 2 * classes
