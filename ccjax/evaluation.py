@@ -13,7 +13,6 @@ import os
 
 import jax
 import ml_collections
-import numpy as np
 
 from ccjax.assign import assign_clusters, dataset_labels, evaluate_assignments
 from ccjax.checkpoint import Checkpointer

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 from absl import app, flags
 from absl import logging as absl_logging

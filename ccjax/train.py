@@ -64,13 +64,15 @@ def load_anchors(config, dataset, mesh):
 class Model:
     """The model, optimiser and state layout of a run: what a checkpoint needs, no data."""
 
-    def __init__(self, config, num_clusters: int, image_shape, anchor_dim: int | None, mesh):
+    def __init__(self, config, num_clusters: int, image_shape, anchor_dim: int | None, mesh,
+                 steps_per_epoch: int = 1):
+        """`steps_per_epoch` sets the learning-rate schedule's length only (any value restores a checkpoint)."""
         self.config = config
         self.mesh = mesh
         self.num_clusters = num_clusters
         self.image_shape = tuple(image_shape)
         self.model = build_model(config, num_clusters)
-        self.tx = make_optimizer(config)
+        self.tx = make_optimizer(config, steps_per_epoch)
         self.init_state, self.abstract_state = train_state_spec(
             self.model, self.tx, config, mesh, self.image_shape, anchor_dim
         )
@@ -88,10 +90,10 @@ class Run(Model):
         self.dataset = open_dataset(config.dataset) if dataset is None else dataset
         self.anchors = load_anchors(config, self.dataset, mesh) if isinstance(anchors, str) else anchors
         anchor_dim = None if self.anchors is None else self.anchors.shape[1]
-        super().__init__(config, resolve_num_clusters(config, self.dataset), self.dataset.image_shape,
-                         anchor_dim, mesh)
         self.batches = TrainBatches(self.dataset, config.batch_size, config.seed, mesh, self.anchors)
         self.steps_per_epoch = self.batches.steps_per_epoch
+        super().__init__(config, resolve_num_clusters(config, self.dataset), self.dataset.image_shape,
+                         anchor_dim, mesh, self.steps_per_epoch)
         self.train_step = make_train_step(self.model, self.tx, self.objective, config, self.steps_per_epoch)
 
     def describe(self) -> dict:
@@ -117,8 +119,9 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     Returns the final metrics, or {'stopped_at_step': s} when the run stopped
     early (SIGTERM, or `stop_at_epoch`) after saving a checkpoint.
     """
-    workdir_lib.prepare(workdir, config)
-    run = Run(config)
+    workdir_lib.check(workdir, config)
+    run = Run(config)  # validates the config and data before anything is written
+    workdir_lib.write_config(workdir, config)
     main = jax.process_index() == 0
     if main:
         workdir_lib.write_json_atomic(os.path.join(workdir, RUN_INFO), run.describe())

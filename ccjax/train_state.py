@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from ccjax.errors import UserError
 from ccjax.sharding import replicated
 
 
@@ -30,12 +31,39 @@ class TrainState:
     first_nonfinite_step: jax.Array
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
-    """Adam (both papers), optionally with decoupled weight decay and clipping."""
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule | float:
+    """The papers' constant rate, or a linear warm-up then cosine decay to 0 over the run.
+
+    `warmup_epochs` applies to both: 0 starts at the full rate.
+    """
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"lr_schedule={config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+    if config.warmup_epochs < 0 or config.warmup_epochs > config.num_epochs:
+        raise UserError(f"warmup_epochs={config.warmup_epochs} must be between 0 and num_epochs={config.num_epochs}")
+    lr = config.learning_rate
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    total = config.num_epochs * steps_per_epoch
+    if config.lr_schedule == "constant":
+        if warmup == 0:
+            return lr
+        return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total, warmup + 1), end_value=0.0)
+
+
+def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam (both papers), optionally with decoupled weight decay, clipping and a schedule.
+
+    `steps_per_epoch` only sets the schedule's length; the optimiser state's
+    structure does not depend on it (so restoring for inference may pass any).
+    """
+    lr = learning_rate_schedule(config, steps_per_epoch)
     if config.weight_decay > 0:
-        tx = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+        tx = optax.adamw(lr, weight_decay=config.weight_decay)
     else:
-        tx = optax.adam(config.learning_rate)
+        tx = optax.adam(lr)
     if config.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
     return tx

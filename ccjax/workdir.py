@@ -66,6 +66,17 @@ def write_json_atomic(path: str, obj) -> None:
 
 def prepare(workdir: str, config) -> None:
     """Creates `workdir`, checks it is writable and belongs to this config; writes config.json."""
+    check(workdir, config)
+    write_config(workdir, config)
+
+
+def check(workdir: str, config) -> None:
+    """Creates `workdir` and checks it is writable and holds no run of another config; writes no file.
+
+    The trainer writes config.json (`write_config`) only once the run is built,
+    so a config that fails to build (say, an unknown dataset) leaves nothing
+    that would block the corrected command in the same workdir.
+    """
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=workdir, prefix=".write-test-", delete=True)
@@ -88,5 +99,9 @@ def prepare(workdir: str, config) -> None:
                 f"workdir {workdir!r} holds a run with a different config ({', '.join(diff[:6])}"
                 f"{', ...' if len(diff) > 6 else ''}); use a new --workdir or the same config to resume"
             )
+
+
+def write_config(workdir: str, config) -> None:
+    """Writes `workdir/config.json` (process 0 only), what `check` compares a later run against."""
     if jax.process_index() == 0:
-        write_json_atomic(path, new)
+        write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))

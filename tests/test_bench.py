@@ -25,9 +25,11 @@ def test_bench_reports_throughput_and_flops_for_a_gecc_config():
     c.model.backbone = "convnet"
     c.model.convnet_width = 4
     r = benchmark(c)
+    assert r["timed_steps"] == 3
     assert r["images_per_s"] > 0 and r["step_time_median_s"] > 0
     assert r["step_time_p10_s"] <= r["step_time_median_s"] <= r["step_time_p90_s"]
     assert r["flops_per_step"] > 0  # from XLA's cost analysis of the compiled step
+    assert r["input_images_per_s"] > 0
     assert r["dataset_examples"] == 60000  # CIFAR-10 train + test, read from the catalog, no download
     assert r["epoch_time_s"] == (60000 // 8) * r["step_time_median_s"]
     table = format_table(r)
@@ -48,3 +50,28 @@ def test_bench_command_line_on_a_vit_with_anchor(tmp_path):
     result = json.loads(out.read_text())
     assert result["config"] == "mfavbs/cifar10" and result["num_devices"] == 4
     assert result["flops_per_step"] > 0
+
+
+def test_bench_compile_only_reports_flops_and_no_timings():
+    c = tiny(load_config("cc_cifar10"))
+    c.model.backbone = "convnet"
+    c.model.convnet_width = 4
+    c.bench.steps = 0
+    r = benchmark(c)
+    assert r["timed_steps"] == 0 and r["flops_per_step"] > 0
+    for k in ("images_per_s", "input_images_per_s", "step_time_median_s", "achieved_tflops", "mfu", "epoch_time_s"):
+        assert r[k] is None, k
+    json.dumps(r, allow_nan=False)  # strict JSON: no NaN stands in for a missing timing
+    assert "not timed" in format_table(r)
+
+
+def test_device_peak_flops_matches_the_device_kind_and_dtype():
+    from types import SimpleNamespace
+
+    from ccjax.bench import device_peak_flops
+
+    h100 = SimpleNamespace(device_kind="NVIDIA H100 80GB HBM3")
+    assert device_peak_flops(h100, "bfloat16") == 989e12
+    assert device_peak_flops(h100, "float32") == 494e12  # TF32 tensor cores at XLA's default precision
+    assert device_peak_flops(SimpleNamespace(device_kind="TPU v5 lite"), "bfloat16") == 197e12
+    assert device_peak_flops(SimpleNamespace(device_kind="cpu"), "float32") is None

@@ -40,6 +40,7 @@ def error_lines(stderr: str) -> list[str]:
         (["--config.batch_size=250"], "not divisible by the 4 devices"),
         (["--config.no_such_field=1"], "no_such_field"),
         (["--config.model.backbone=resnet9"], "resnet9"),
+        (["--config.lr_schedule=linear"], "lr_schedule='linear'"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, expected):
@@ -49,6 +50,9 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, expected):
     assert any(expected in l for l in lines), r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert len(lines) <= 2, r.stderr  # absl adds a 'Pass --helpshort' hint to flag errors
+    # Nothing written: the corrected command in the same workdir is not refused as "a different config".
+    run = tmp_path / "run"
+    assert not run.exists() or not any(run.iterdir()), list(run.iterdir())
 
 
 def test_unwritable_workdir(tmp_path):

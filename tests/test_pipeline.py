@@ -1,6 +1,5 @@
 """The host-side batching: deterministic epochs, global batches, padding at evaluation."""
 
-import jax
 import numpy as np
 import pytest
 
