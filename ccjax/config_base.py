@@ -69,7 +69,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.num_epochs = 1000
     c.learning_rate = 3e-4
     c.lr_schedule = "constant"  # constant (both papers) | cosine (decay to 0 over num_epochs)
-    c.warmup_epochs = 0  # linear warm-up from 0, for either schedule
+    c.warmup_epochs = 0  # linear warm-up from 0, for either schedule (capped at num_epochs)
     c.weight_decay = 0.0
     c.grad_clip_norm = 0.0  # 0 = off
 
@@ -153,8 +153,6 @@ def vit_paper_config(method: str, dataset: str, stored_size: int = 0) -> ml_coll
     c.batch_size = 128
     c.num_epochs = 500
     c.learning_rate = 3e-4
-    c.lr_schedule = "constant"  # constant (both papers) | cosine (decay to 0 over num_epochs)
-    c.warmup_epochs = 0  # linear warm-up from 0, for either schedule
     c.loss.instance_temperature = 0.5
     c.loss.cluster_temperature = 1.0
     c.model.feature_dim = 128

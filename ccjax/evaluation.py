@@ -17,7 +17,7 @@ import ml_collections
 from ccjax.assign import assign_clusters, dataset_labels, evaluate_assignments
 from ccjax.checkpoint import Checkpointer
 from ccjax.errors import UserError
-from ccjax.workdir import write_json_atomic
+from ccjax.workdir import with_defaults, write_json_atomic
 
 BEST_DIR = "checkpoints_best"
 
@@ -32,7 +32,7 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
             d = json.load(f)
     except (OSError, ValueError):
         raise UserError(f"{path} is unreadable or corrupt; it must be the JSON ccjax.main wrote") from None
-    return ml_collections.ConfigDict(_tuples(d))
+    return ml_collections.ConfigDict(_tuples(with_defaults(d)))
 
 
 def _tuples(d):

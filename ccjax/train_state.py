@@ -37,14 +37,18 @@ LR_SCHEDULES = ("constant", "cosine")
 def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule | float:
     """The papers' constant rate, or a linear warm-up then cosine decay to 0 over the run.
 
-    `warmup_epochs` applies to both: 0 starts at the full rate.
+    `warmup_epochs` applies to both: 0 starts at the full rate. A run shorter
+    than its warm-up (say a config shortened with --config.num_epochs for a
+    quick look) warms up over the whole run. `num_epochs` may grow when a run
+    is resumed (workdir.BOOKKEEPING_FIELDS); with `cosine` that stretches the
+    remaining decay.
     """
     if config.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"lr_schedule={config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
-    if config.warmup_epochs < 0 or config.warmup_epochs > config.num_epochs:
-        raise UserError(f"warmup_epochs={config.warmup_epochs} must be between 0 and num_epochs={config.num_epochs}")
+    if config.warmup_epochs < 0:
+        raise UserError(f"warmup_epochs={config.warmup_epochs} must be 0 or more")
     lr = config.learning_rate
-    warmup = int(config.warmup_epochs * steps_per_epoch)
+    warmup = int(min(config.warmup_epochs, config.num_epochs) * steps_per_epoch)
     total = config.num_epochs * steps_per_epoch
     if config.lr_schedule == "constant":
         if warmup == 0:

@@ -30,6 +30,22 @@ BOOKKEEPING_FIELDS = (
 )
 
 
+def with_defaults(stored: dict) -> dict:
+    """A stored config.json completed with today's base defaults for fields it lacks.
+
+    A run written by an older ccjax has no entry for a field added since; new
+    fields default to the old behaviour, so such a run resumes and evaluates.
+    """
+    from ccjax.config_base import get_base_config
+
+    def merge(base, over):
+        if not (isinstance(base, dict) and isinstance(over, dict)):
+            return over
+        return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
+
+    return merge(json.loads(get_base_config().to_json_best_effort()), stored)
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -93,7 +109,7 @@ def check(workdir: str, config) -> None:
                 old = json.load(f)
         except (OSError, ValueError):
             raise UserError(f"{path} is unreadable; remove it or use a new --workdir") from None
-        diff = config_differences(old, new)
+        diff = config_differences(with_defaults(old), new)
         if diff:
             raise UserError(
                 f"workdir {workdir!r} holds a run with a different config ({', '.join(diff[:6])}"

@@ -26,6 +26,24 @@ def test_prepare_writes_config_and_refuses_a_different_run(tmp_path):
         workdir.prepare(wd, c)
 
 
+def test_a_run_from_an_older_ccjax_without_a_new_field_resumes_and_loads(tmp_path):
+    from ccjax.evaluation import load_run_config
+
+    c = get_base_config()
+    wd = str(tmp_path / "run")
+    workdir.prepare(wd, c)
+    path = os.path.join(wd, "config.json")
+    old = json.load(open(path))
+    del old["lr_schedule"], old["warmup_epochs"]  # fields added after that run was written
+    json.dump(old, open(path, "w"))
+    workdir.check(wd, c)  # the defaults reproduce the old behaviour: the same run
+    loaded = load_run_config(wd)
+    assert loaded.lr_schedule == "constant" and loaded.warmup_epochs == 0
+    c.warmup_epochs = 5  # a real change is still refused
+    with pytest.raises(UserError, match="warmup_epochs"):
+        workdir.check(wd, c)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
 def test_unwritable_workdir_is_a_clear_error(tmp_path):
     ro = tmp_path / "ro"
