@@ -42,6 +42,20 @@ def augment_config(**overrides) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({**AUGMENT_FIELDS, **overrides})
 
 
+def digits_augment_config(image_size: int, crop_scale: tuple[float, float]) -> ml_collections.ConfigDict:
+    """The pipeline the 8x8 grayscale digits configs share, upsampled to `image_size`.
+
+    Random resized crops of area `crop_scale`, near-square; no flip (digits are
+    not mirror-symmetric); brightness/contrast jitter only (one channel);
+    Gaussian noise 0.1 after normalising to [-1, 1].
+    """
+    return augment_config(
+        image_size=image_size, crop_scale=crop_scale, crop_ratio=(0.8, 1.25), flip_p=0.0,
+        jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.0, hue=0.0, grayscale_p=0.0,
+        blur_p=0.0, noise_std=0.1, mean=(0.5,), std=(0.5,),
+    )
+
+
 def augment_overrides_config() -> ml_collections.ConfigDict:
     """View 2's pipeline as differences from view 1's: every field None (= inherit)."""
     return ml_collections.ConfigDict(

@@ -8,7 +8,7 @@ about 4 minutes on 2 CPU cores. Measured figures: docs/results.md.
 `python -m ccjax.main --config=configs/cc_digits.py`
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config_base import digits_augment_config, get_base_config
 
 
 def get_config():
@@ -22,19 +22,7 @@ def get_config():
     c.num_epochs = 150
     c.learning_rate = 3e-3
     c.warmup_epochs = 10
-    c.augment.image_size = 12
-    c.augment.crop_scale = (0.3, 1.0)
-    c.augment.crop_ratio = (0.8, 1.25)
-    c.augment.flip_p = 0.0  # digits are not mirror-symmetric
-    c.augment.jitter_p = 0.8
-    c.augment.brightness = 0.4
-    c.augment.contrast = 0.4
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.grayscale_p = 0.0
-    c.augment.noise_std = 0.1
-    c.augment.mean = (0.5,)
-    c.augment.std = (0.5,)
+    c.augment = digits_augment_config(image_size=12, crop_scale=(0.3, 1.0))
     c.eval.batch_size = 512
     c.eval.every_epochs = 25  # ACC/NMI/ARI curves in report/curves.png
     c.checkpoint.every_epochs = 10

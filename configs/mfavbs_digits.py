@@ -13,7 +13,7 @@ For a real anchor point --config.anchor.model at a downloaded CLIP and set
 `python -m ccjax.main --config=configs/mfavbs_digits.py`
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config_base import digits_augment_config, get_base_config
 
 
 def get_config():
@@ -36,20 +36,7 @@ def get_config():
     c.anchor.enabled = True
     c.anchor.model = "~/.cache/ccjax/tiny_random_clip"  # ccjax.anchors.TINY_CLIP_DIR: made on first use
     c.anchor.project = False
-    c.augment.image_size = 16
-    c.augment.crop_scale = (0.5, 1.0)
-    c.augment.crop_ratio = (0.8, 1.25)
-    c.augment.flip_p = 0.0  # digits are not mirror-symmetric
-    c.augment.jitter_p = 0.8
-    c.augment.brightness = 0.4
-    c.augment.contrast = 0.4
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.grayscale_p = 0.0
-    c.augment.blur_p = 0.0
-    c.augment.noise_std = 0.1
-    c.augment.mean = (0.5,)
-    c.augment.std = (0.5,)
+    c.augment = digits_augment_config(image_size=16, crop_scale=(0.5, 1.0))
     c.augment2.solarize_p = 0.2  # T^b = T^a + solarize, as the paper
     c.eval.batch_size = 512
     c.checkpoint.every_epochs = 10

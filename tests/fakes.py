@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ccjax.config_base import augment_config
+
+
+def tiny_grayscale_augment():
+    """The tests' pipeline for one-channel fake images: 8x8 views, mild crops, CC's jitter otherwise."""
+    return augment_config(image_size=8, crop_scale=(0.6, 1.0), saturation=0.0, hue=0.0, mean=(0.5,), std=(0.5,))
+
 
 class ArrayDataset:
     """The ImageDataset interface (docs/architecture.md) over numpy arrays."""

@@ -22,7 +22,7 @@ from ccjax.errors import UserError
 from ccjax.objectives import get_objective
 from ccjax.objectives import gecc
 from ccjax.sharding import make_mesh
-from fakes import blob_images
+from fakes import blob_images, tiny_grayscale_augment
 
 K = 4
 
@@ -57,12 +57,7 @@ def tiny_config(**gecc_overrides):
     c.method = c.objective = "gecc"
     c.num_epochs = 10
     c.batch_size = 16
-    c.augment.image_size = 8
-    c.augment.crop_scale = (0.6, 1.0)
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.mean = (0.5,)
-    c.augment.std = (0.5,)
+    c.augment = tiny_grayscale_augment()
     for k, v in gecc_overrides.items():
         setattr(c.gecc, k, v)
     return c

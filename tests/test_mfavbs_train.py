@@ -9,7 +9,7 @@ from ccjax import train
 from ccjax.config_base import get_base_config
 from ccjax.objectives import get_objective
 from ccjax.sharding import make_mesh, replicated
-from fakes import ArrayDataset, blob_images
+from fakes import ArrayDataset, blob_images, tiny_grayscale_augment
 
 E = 16
 
@@ -29,12 +29,7 @@ def mfavbs_config(data_dir: str, clip_dir: str | None = None):
     c.batch_size = 16
     c.eval.batch_size = 16
     c.learning_rate = 1e-3
-    c.augment.image_size = 8
-    c.augment.crop_scale = (0.6, 1.0)
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.mean = (0.5,)
-    c.augment.std = (0.5,)
+    c.augment = tiny_grayscale_augment()
     c.augment2.solarize_p = 0.2
     c.progress_bar = False
     return c

@@ -12,7 +12,7 @@ from ccjax.config_base import get_base_config
 from ccjax.errors import UserError
 from ccjax.objectives import get_objective
 from ccjax.sharding import make_mesh
-from fakes import ArrayDataset, blob_images
+from fakes import ArrayDataset, blob_images, tiny_grayscale_augment
 
 
 def tiny_config(objective: str = "cc"):
@@ -26,12 +26,7 @@ def tiny_config(objective: str = "cc"):
     c.eval.batch_size = 16
     c.num_epochs = 2
     c.learning_rate = 1e-3
-    c.augment.image_size = 8
-    c.augment.crop_scale = (0.6, 1.0)
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.mean = (0.5,)
-    c.augment.std = (0.5,)
+    c.augment = tiny_grayscale_augment()
     c.checkpoint.every_epochs = 1
     c.log_every_steps = 1
     c.progress_bar = False
