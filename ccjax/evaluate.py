@@ -1,45 +1,6 @@
-"""Evaluate a trained run: `python -m ccjax.evaluate --workdir=runs/cc_digits`.
+"""`python -m ccjax.evaluate`: re-evaluate a trained run and rewrite its report. The command is ccjax/cli/evaluate.py."""
 
-Restores the run's last checkpoint and its best-by-training-loss checkpoint
-(never best by the labels), assigns every example to a cluster with each, and
-writes `<workdir>/metrics.json` and the report in `<workdir>/report/`.
-"""
-
-from __future__ import annotations
-
-import os
-
-from absl import app, flags
-
-from ccjax.errors import UserError, exit_on_user_error, parse_flags_or_exit
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main.")
-
-
-@exit_on_user_error
-def run_cli(argv) -> None:
-    if not _WORKDIR.value:
-        raise UserError("pass --workdir=<a run directory written by ccjax.main>")
-    from ccjax import distributed
-
-    distributed.maybe_initialize()
-    from ccjax.evaluation import evaluate_run, load_run_config
-    from ccjax.train import Run, summary_line
-
-    config = load_run_config(_WORKDIR.value)
-    run = Run(config)
-    result = evaluate_run(run, _WORKDIR.value)
-    print(summary_line(result))
-    if "best_by_train_loss" in result and "acc" in result:
-        b = result["best_by_train_loss"]
-        print(f"ccjax: best-by-training-loss checkpoint (step {b['step']}): "
-              f"ACC {b['acc']:.4f}  NMI {b['nmi']:.4f}  ARI {b['ari']:.4f}")
-    print(f"ccjax: report written to {os.path.join(_WORKDIR.value, 'report')}")
-
-
-def main() -> None:
-    app.run(run_cli, flags_parser=parse_flags_or_exit)
-
+from ccjax.cli.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from ccjax.errors import UserError, exit_on_user_error, loaded_config, parse_flags_or_exit
+from ccjax.cli.flags import loaded_config, parse_flags_or_exit
+from ccjax.errors import UserError, exit_on_user_error
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/cc_digits.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: ./runs/<config name>).")
@@ -33,7 +34,7 @@ def run(argv) -> None:
         raise UserError(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.<field>=value")
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
     config = loaded_config(_CONFIG)
-    from ccjax import distributed
+    from ccjax.runtime import distributed
 
     distributed.maybe_initialize()
     from ccjax.train import train_and_evaluate

@@ -16,96 +16,26 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from ccjax import workdir as workdir_lib
-from ccjax.assign import assign_clusters, dataset_labels, evaluate_assignments
-from ccjax.checkpoint import Checkpointer
-from ccjax.data import open_dataset
 from ccjax.errors import UserError
-from ccjax.evaluation import BEST_DIR, evaluate_run
-from ccjax.input_pipeline import TrainBatches
-from ccjax.models import build_model
-from ccjax.objectives import get_objective
-from ccjax.preemption import StopRequest
-from ccjax.run_log import RunLog
-from ccjax.sharding import check_batch_size, make_mesh
-from ccjax.train_state import make_optimizer, make_train_step, train_state_spec
+from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
+from ccjax.eval.evaluation import evaluate_run, summary_line
+from ccjax.run import rundir
+from ccjax.run.build import TrainingRun
+from ccjax.run.checkpoint import Checkpointer
+from ccjax.run.load import Restored, TrainedModel
+from ccjax.run.log import RunLog
+from ccjax.runtime.preemption import StopRequest
 
 log = logging.getLogger(__name__)
-
-
-RUN_INFO = "run.json"
 
 
 class TrainingDiverged(UserError):
     """Loss or gradients became NaN/inf."""
 
 
-def resolve_num_clusters(config, dataset) -> int:
-    k = config.dataset.num_clusters
-    if k > 0:
-        return int(k)
-    if dataset.num_classes is None:
-        raise UserError(
-            f"dataset {config.dataset.name!r} has no labels, so the number of clusters cannot be "
-            "inferred; set --config.dataset.num_clusters=K"
-        )
-    return int(dataset.num_classes)
-
-
-def load_anchors(config, dataset, mesh):
-    """The cached frozen-CLIP embeddings [N, A], or None when the run uses no anchor."""
-    if not config.anchor.enabled:
-        return None
-    from ccjax.anchors import load_or_build_anchors
-
-    return load_or_build_anchors(config, dataset, mesh)
-
-
-class Model:
-    """The model, optimiser and state layout of a run: what a checkpoint needs, no data."""
-
-    def __init__(self, config, num_clusters: int, image_shape, anchor_dim: int | None, mesh,
-                 steps_per_epoch: int = 1):
-        """`steps_per_epoch` sets the learning-rate schedule's length only (any value restores a checkpoint)."""
-        self.config = config
-        self.mesh = mesh
-        self.num_clusters = num_clusters
-        self.image_shape = tuple(image_shape)
-        self.model = build_model(config, num_clusters)
-        self.tx = make_optimizer(config, steps_per_epoch)
-        self.init_state, self.abstract_state = train_state_spec(
-            self.model, self.tx, config, mesh, self.image_shape, anchor_dim
-        )
-
-
-class Run(Model):
-    """Everything a run is built from, shared by training, evaluation and benchmarks."""
-
-    def __init__(self, config, mesh=None, dataset=None, anchors="load"):
-        """`dataset` and `anchors` default to the config's (anchors computed or read from the cache)."""
-        mesh = make_mesh() if mesh is None else mesh
-        check_batch_size(config.batch_size, mesh)
-        check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
-        self.objective = get_objective(config.objective)
-        self.dataset = open_dataset(config.dataset) if dataset is None else dataset
-        self.anchors = load_anchors(config, self.dataset, mesh) if isinstance(anchors, str) else anchors
-        anchor_dim = None if self.anchors is None else self.anchors.shape[1]
-        self.batches = TrainBatches(self.dataset, config.batch_size, config.seed, mesh, self.anchors)
-        self.steps_per_epoch = self.batches.steps_per_epoch
-        super().__init__(config, resolve_num_clusters(config, self.dataset), self.dataset.image_shape,
-                         anchor_dim, mesh, self.steps_per_epoch)
-        self.train_step = make_train_step(self.model, self.tx, self.objective, config, self.steps_per_epoch)
-
-    def describe(self) -> dict:
-        """What predicting new images needs to know about the training data (written to run.json)."""
-        return {
-            "dataset": self.config.dataset.name,
-            "num_examples": self.dataset.num_examples,
-            "image_shape": list(self.image_shape),
-            "num_clusters": self.num_clusters,
-            "class_names": self.dataset.class_names,
-            "anchor_dim": None if self.anchors is None else int(self.anchors.shape[1]),
-        }
+def _variables(state) -> dict:
+    """The model variables of a TrainState: {'params', 'batch_stats', ...}."""
+    return {"params": state.params, **state.model_state}
 
 
 def _mean_metrics(sums: dict, count: int) -> dict[str, float]:
@@ -119,19 +49,19 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     Returns the final metrics, or {'stopped_at_step': s} when the run stopped
     early (SIGTERM, or `stop_at_epoch`) after saving a checkpoint.
     """
-    workdir_lib.check(workdir, config)
-    run = Run(config)  # validates the config and data before anything is written
-    workdir_lib.write_config(workdir, config)
+    rundir.check(workdir, config)
+    run = TrainingRun(config)  # validates the config and data before anything is written
+    rundir.write_config(workdir, config)
     main = jax.process_index() == 0
     if main:
-        workdir_lib.write_json_atomic(os.path.join(workdir, RUN_INFO), run.describe())
+        rundir.write_json_atomic(os.path.join(workdir, rundir.RUN_INFO), run.describe())
     spe = run.steps_per_epoch
     total_steps = config.num_epochs * spe
     runlog = RunLog(workdir)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+    ckpt = Checkpointer(os.path.join(workdir, rundir.CHECKPOINTS_DIR), config.checkpoint.keep)
     # The checkpoint with the lowest epoch-mean training loss among the saved
     # ones: the model selection a label-free user can make.
-    best_ckpt = Checkpointer(os.path.join(workdir, BEST_DIR), keep=1)
+    best_ckpt = Checkpointer(os.path.join(workdir, rundir.BEST_CHECKPOINTS_DIR), keep=1)
 
     latest = ckpt.latest_step()
     acc_sums, acc_count = None, 0
@@ -196,7 +126,8 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
                 acc_sums, acc_count = None, 0
                 record = {"epoch": epoch, "step": done, **means, "seconds": round(time.time() - t0, 3)}
                 if config.eval.every_epochs and epoch % config.eval.every_epochs == 0 and epoch < config.num_epochs:
-                    probs = assign_clusters(state, run.model, config, run.dataset, run.mesh, run.anchors, progress=False)
+                    probs = assign_clusters(run.module, _variables(state), config, run.dataset, run.mesh, run.anchors,
+                                            progress=False)
                     ev = evaluate_assignments(probs, dataset_labels(run.dataset))
                     record.update({f"eval_{k}": ev[k] for k in ("acc", "nmi", "ari") if k in ev})
                 runlog.history(record)
@@ -238,17 +169,11 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     best_ckpt.close()
     runlog.close()
 
-    result = evaluate_run(run, workdir, last_state=state, progress=config.progress_bar)
+    trained = TrainedModel.build(workdir, config, run.describe(), run.mesh)
+    last = Restored(_variables(state), int(state.step), {})
+    result = evaluate_run(trained, run.dataset, run.anchors, last, progress=config.progress_bar)
     if main:
         print(summary_line(result), flush=True)
         print(f"ccjax: metrics, report and checkpoints are in {workdir}", flush=True)
     return result
-
-
-def summary_line(result: dict) -> str:
-    if "acc" in result:
-        return (f"ccjax: final clustering of {result['num_examples']} images: "
-                f"ACC {result['acc']:.4f}  NMI {result['nmi']:.4f}  ARI {result['ari']:.4f}")
-    return (f"ccjax: final clustering of {result['num_examples']} images (no labels): "
-            f"{result['num_clusters']} clusters, assignment entropy {result.get('entropy', float('nan')):.3f}")
 

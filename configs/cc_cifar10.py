@@ -7,7 +7,7 @@ flip, colour jitter 0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2, no blur.
 Needs CIFAR-10 prepared once: `python -m ccjax.prepare --dataset=cifar10`.
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 
 
 def get_config():

@@ -8,7 +8,7 @@ about 4 minutes on 2 CPU cores. Measured figures: docs/results.md.
 `python -m ccjax.main --config=configs/cc_digits.py`
 """
 
-from ccjax.config_base import digits_augment_config, get_base_config
+from ccjax.config import digits_augment_config, get_base_config
 
 
 def get_config():

@@ -6,7 +6,7 @@ Needs the ImageNet-Dogs subset prepared once from a manual ImageNet download:
 `python -m ccjax.prepare --dataset=imagenet_dogs --manual_dir=<imagenet train dir>`.
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 
 
 def get_config():

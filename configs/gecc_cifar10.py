@@ -11,7 +11,7 @@ no Gaussian blur for CIFAR. Table 3's ablations are overrides, e.g.
 Needs CIFAR-10 prepared once: `python -m ccjax.prepare --dataset=cifar10`.
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 
 
 def get_config():

@@ -10,7 +10,7 @@ Ablations: docs/gecc.md. Needs CIFAR-100 prepared once:
 `python -m ccjax.prepare --dataset=cifar100_20`.
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 
 
 def get_config():

@@ -11,7 +11,7 @@ manual ImageNet download:
 `python -m ccjax.prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
 """
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 
 
 def get_config():

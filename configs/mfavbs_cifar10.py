@@ -18,7 +18,7 @@ downloadable or cached (`huggingface-cli download openai/clip-vit-base-patch32`)
 Needs the dataset prepared once: `python -m ccjax.prepare --dataset=cifar10`. See docs/mfavbs.md.
 """
 
-from ccjax.config_base import vit_paper_config
+from ccjax.config import vit_paper_config
 
 
 def get_config():

@@ -13,7 +13,7 @@ For a real anchor point --config.anchor.model at a downloaded CLIP and set
 `python -m ccjax.main --config=configs/mfavbs_digits.py`
 """
 
-from ccjax.config_base import digits_augment_config, get_base_config
+from ccjax.config import digits_augment_config, get_base_config
 
 
 def get_config():

@@ -9,7 +9,7 @@ projectors (hidden 4E); CC's objective (tau_I 0.5, tau_C 1.0, feature dim
 Needs the dataset prepared once: `python -m ccjax.prepare --dataset=aid --image_size=256 --manual_dir=<extracted AID folder>`.
 """
 
-from ccjax.config_base import vit_paper_config
+from ccjax.config import vit_paper_config
 
 
 def get_config():

@@ -4,7 +4,7 @@
 #   launch/local.sh NUM_PROCESSES [DEVICES_PER_PROCESS] -- python -m ccjax.main --config=configs/cc_digits.py
 #
 # Each process gets CCJAX_COORDINATOR / CCJAX_NUM_PROCESSES / CCJAX_PROCESS_ID,
-# which ccjax.distributed passes to jax.distributed.initialize. On CPU,
+# which ccjax.runtime.distributed passes to jax.distributed.initialize. On CPU,
 # DEVICES_PER_PROCESS fake devices are made per process (JAX_NUM_CPU_DEVICES);
 # on a GPU machine set CUDA_VISIBLE_DEVICES per process yourself or use one
 # process for all local GPUs. Output of process i goes to stdout prefixed [i].

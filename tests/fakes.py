@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ccjax.config_base import augment_config
+from ccjax.config import augment_config
+from ccjax.data.dataset import ImageDataset
 
 
 def tiny_grayscale_augment():
@@ -12,25 +13,10 @@ def tiny_grayscale_augment():
     return augment_config(image_size=8, crop_scale=(0.6, 1.0), saturation=0.0, hue=0.0, mean=(0.5,), std=(0.5,))
 
 
-class ArrayDataset:
-    """The ImageDataset interface (docs/architecture.md) over numpy arrays."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None, name: str = "fake"):
-        self.name = name
-        self.images = images
-        self.labels = None if labels is None else labels.astype(np.int32)
-        self.num_examples = len(images)
-        self.image_shape = tuple(images.shape[1:])
-        self.num_classes = None if labels is None else int(labels.max()) + 1
-        self.class_names = None if labels is None else [str(i) for i in range(self.num_classes)]
-
-    def read(self, indices):
-        indices = np.asarray(indices)
-        label = np.full(len(indices), -1, np.int32) if self.labels is None else self.labels[indices]
-        return {"image": self.images[indices], "label": label, "index": indices.astype(np.int32)}
-
-    def example_ids(self, indices):
-        return [str(int(i)) for i in indices]
+def array_dataset(images: np.ndarray, labels: np.ndarray | None, name: str = "fake") -> ImageDataset:
+    """An in-memory Dataset over numpy arrays; classes 0..max(labels)."""
+    class_names = None if labels is None else [str(i) for i in range(int(np.max(labels)) + 1)]
+    return ImageDataset(name, np.asarray(images, np.uint8), labels, class_names)
 
 
 def blob_images(n: int = 64, size: int = 8, channels: int = 1, classes: int = 4, seed: int = 0):

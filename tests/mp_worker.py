@@ -11,15 +11,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from ccjax import distributed  # noqa: E402
+from ccjax.runtime import distributed  # noqa: E402
 
 distributed.maybe_initialize()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ccjax import train  # noqa: E402
-from fakes import ArrayDataset, blob_images  # noqa: E402
+from ccjax.run.build import TrainingRun  # noqa: E402
+from fakes import array_dataset, blob_images  # noqa: E402
 from test_train import tiny_config  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main():
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     imgs, labels = blob_images(n=64)
     config = tiny_config(objective)
-    run = train.Run(config, dataset=ArrayDataset(imgs, labels))
+    run = TrainingRun(config, dataset=array_dataset(imgs, labels))
     state = run.init_state()
     losses = []
     for step, batch in run.batches.iterate(0, steps):

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from ccjax import anchors as anchors_lib
-from ccjax.config_base import get_base_config
+from ccjax.anchors import clip as clip_lib
+from ccjax.anchors import embed as embed_lib
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.sharding import make_mesh
-from fakes import ArrayDataset
+from ccjax.runtime.mesh import make_mesh
+from fakes import array_dataset
 
 PROJECTION_DIM = 16
 
@@ -35,16 +37,16 @@ def anchor_config(model: str, data_dir: str):
     return c
 
 
-def fake_dataset(n: int = 10, seed: int = 0, shape=(20, 24, 1)) -> ArrayDataset:
+def fake_dataset(n: int = 10, seed: int = 0, shape=(20, 24, 1)):
     rng = np.random.default_rng(seed)
-    return ArrayDataset(rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.arange(n) % 3, name="fake")
+    return array_dataset(rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.arange(n) % 3, name="fake")
 
 
 def test_preprocessing_matches_clip_image_processor():
     from transformers import CLIPImageProcessor
 
     processor = CLIPImageProcessor()  # openai/clip-vit-base-patch32's settings
-    spec = anchors_lib.preprocess_from_processor(processor, 224)
+    spec = clip_lib.preprocess_from_processor(processor, 224)
     rng = np.random.default_rng(0)
     prep = jax.jit(lambda x: anchors_lib.clip_preprocess(x, spec))
     for shape in [(32, 32, 3), (40, 56, 3), (300, 260, 3)]:  # up-, non-square and down-sampling
@@ -52,7 +54,7 @@ def test_preprocessing_matches_clip_image_processor():
         want = processor(images=[img], return_tensors="np")["pixel_values"]  # [1, 3, 224, 224]
         got = np.asarray(prep(img[None]))
         assert got.shape == want.shape == (1, 3, 224, 224)
-        levels = np.abs(got - want) * np.asarray(anchors_lib.CLIP_STD)[None, :, None, None] * 255
+        levels = np.abs(got - want) * np.asarray(clip_lib.CLIP_STD)[None, :, None, None] * 255
         assert levels.max() <= 1.0 + 1e-3, shape  # at most one uint8 level (PIL's fixed-point rounding)
         assert (levels > 0.5).mean() < 0.005, shape
     gray = rng.integers(0, 256, size=(1, 40, 56, 1), dtype=np.uint8)
@@ -64,7 +66,7 @@ def test_resized_shape_follows_transformers():
 
     for h, w in [(32, 32), (40, 56), (300, 260), (33, 100)]:
         want = get_resize_output_image_size(np.zeros((h, w, 3)), 224, default_to_square=False)
-        assert anchors_lib.resized_shape(h, w, 224) == tuple(want)
+        assert clip_lib.resized_shape(h, w, 224) == tuple(want)
 
 
 def test_embeddings_equal_unbatched_clip_and_cache_round_trip(tiny_clip, tmp_path, monkeypatch):
@@ -90,7 +92,7 @@ def test_embeddings_equal_unbatched_clip_and_cache_round_trip(tiny_clip, tmp_pat
     def no_clip(*a, **k):
         raise AssertionError("CLIP ran although the cache is valid")
 
-    monkeypatch.setattr(anchors_lib, "embed_dataset", no_clip)
+    monkeypatch.setattr(embed_lib, "embed_dataset", no_clip)
     np.testing.assert_array_equal(anchors_lib.load_or_build_anchors(config, ds, make_mesh()), out)
 
 
@@ -122,7 +124,7 @@ def test_mismatched_or_corrupt_cache_is_rebuilt(kind, tiny_clip, tmp_path, monke
         calls.append(dataset.num_examples)
         return np.full((dataset.num_examples, PROJECTION_DIM), len(calls), np.float32)
 
-    monkeypatch.setattr(anchors_lib, "embed_dataset", fake_embed)
+    monkeypatch.setattr(embed_lib, "embed_dataset", fake_embed)
     config = anchor_config(tiny_clip, str(tmp_path))
     ds = fake_dataset(10)
     first = anchors_lib.load_or_build_anchors(config, ds)

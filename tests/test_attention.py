@@ -1,9 +1,9 @@
-"""Attention maps of a ViT run (ccjax.attention, the MFAVBs paper's Fig. 4).
+"""Attention maps of a ViT run (ccjax.eval.attention_maps and `python -m ccjax.attention`, the MFAVBs paper's Fig. 4).
 
 - The recomputed weights are the model's: from the captured attention input
   and the qkv/proj parameters, a numpy transcription of softmax(q k^T / sqrt(D)) v
   reproduces each chosen block's attention output, and the token-0 rows that
-  ccjax.attention returns are its rows (heads averaged), with the anchor token
+  ccjax.eval.attention_maps returns are its rows (heads averaged), with the anchor token
   in front when there is one.
 - Rows sum to 1; with the same view in both branches the fused block splits
   token 0's attention equally between the two halves (the two branches are
@@ -31,9 +31,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ccjax.attention import (AttentionMaps, attention_weights, capture_block_inputs, draw_attention,
+from ccjax.eval.attention_maps import (AttentionMaps, attention_weights, capture_block_inputs, draw_attention,
                              favb_attention, image_attention, last_favb_blocks, load_vit_run)
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from test_report import ROOT, check_real_plot, load_config, subprocess_env
 
@@ -63,22 +63,23 @@ def write_run(workdir: str, config):
 
     Returns (workdir, config, model (flax module), variables).
     """
-    from ccjax import workdir as workdir_lib
-    from ccjax.checkpoint import Checkpointer
-    from ccjax.sharding import make_mesh
-    from ccjax.train import RUN_INFO, Model
+    from ccjax.run import rundir as workdir_lib
+    from ccjax.run.checkpoint import Checkpointer
+    from ccjax.runtime.mesh import make_mesh
+    from ccjax.run.build import ModelSetup
+    from ccjax.run.rundir import RUN_INFO
 
-    workdir_lib.prepare(workdir, config)
+    workdir_lib.create(workdir, config)
     anchor_dim = ANCHOR_DIM if config.anchor.enabled else None
     info = {"dataset": "digits", "num_examples": 1797, "image_shape": [8, 8, 1], "num_clusters": K,
             "class_names": None, "anchor_dim": anchor_dim}
     workdir_lib.write_json_atomic(os.path.join(workdir, RUN_INFO), info)
-    model = Model(config, K, (8, 8, 1), anchor_dim, make_mesh())
-    state = model.init_state()
+    setup = ModelSetup(config, K, (8, 8, 1), anchor_dim, make_mesh())
+    state = setup.init_state()
     ck = Checkpointer(os.path.join(workdir, "checkpoints"), keep=1)
     ck.save(0, state, {"step": 0})
     ck.close()
-    return workdir, config, model.model, {"params": state.params, **state.model_state}
+    return workdir, config, setup.module, {"params": state.params, **state.model_state}
 
 
 @pytest.fixture(scope="module")
@@ -241,10 +242,10 @@ def test_anchor_run_embeds_the_image_and_puts_the_anchor_first(anchor_run, tmp_p
 
 
 def test_non_vit_run_is_a_one_line_error(tmp_path):
-    from ccjax import workdir as workdir_lib
+    from ccjax.run import rundir as workdir_lib
 
     c = load_config("cc_digits")
-    workdir_lib.prepare(str(tmp_path), c)
+    workdir_lib.create(str(tmp_path), c)
     with pytest.raises(UserError, match="attention maps need a ViT run"):
         load_vit_run(str(tmp_path))
     r = subprocess.run([sys.executable, "-m", "ccjax.attention", f"--workdir={tmp_path}", "--image=x.png"],

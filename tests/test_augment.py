@@ -12,9 +12,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from PIL import Image
 
 from ccjax import augment as A
-from ccjax.config_base import augment_config
+from ccjax.config import augment_config
 from ccjax.errors import UserError
-from ccjax.sharding import make_mesh
+from ccjax.runtime.mesh import make_mesh
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 OFF = dict(
@@ -108,7 +108,7 @@ def test_crop_resize_matches_pil_crop_then_resize(box):
     top, left, h, w = box
     wy = A.interp_matrix(top, h, 20, 11)
     wx = A.interp_matrix(left, w, 18, 11)
-    out = np.asarray(A._resample(jnp.asarray(src)[:, :, None], wy, wx))[:, :, 0]
+    out = np.asarray(A.resample(jnp.asarray(src)[:, :, None], wy, wx))[:, :, 0]
     np.testing.assert_allclose(out, pil_resize(src, 11, box), atol=2e-3)
 
 

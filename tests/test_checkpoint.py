@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ccjax.checkpoint import Checkpointer, is_complete
-from ccjax.sharding import batch_sharding, make_mesh, replicated
+from ccjax.run.checkpoint import Checkpointer, is_complete
+from ccjax.runtime.mesh import batch_sharding, make_mesh, replicated
 
 
 def state_on(mesh):

@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from ccjax.data import dataset_names, dataset_spec, open_dataset, prepare_dataset
 from ccjax.data.dataset import ImageDataset
 from ccjax.errors import UserError
-from ccjax.prepare import dataset_config
+from ccjax.cli.prepare import dataset_config
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def test_prepare_and_read_without_tensorflow(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from ccjax.data import open_dataset, prepare_dataset
-        from ccjax.prepare import dataset_config
+        from ccjax.cli.prepare import dataset_config
         digits = open_dataset(dataset_config("digits", data_dir={str(data_dir)!r}))
         print(prepare_dataset(dataset_config("folder:{root}", data_dir={str(data_dir)!r})))
         folder = open_dataset(dataset_config("folder:{root}", data_dir={str(data_dir)!r}))

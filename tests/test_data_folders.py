@@ -13,7 +13,7 @@ import test_data_fakes as data_fakes
 from ccjax.data import builder as builder_lib
 from ccjax.data import open_dataset, prepare_dataset
 from ccjax.errors import UserError
-from ccjax.prepare import dataset_config
+from ccjax.cli.prepare import dataset_config
 
 
 def _prepared_dir(data_dir) -> str:

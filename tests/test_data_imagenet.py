@@ -9,7 +9,7 @@ import test_data_fakes as data_fakes
 from ccjax.data import open_dataset, prepare_dataset
 from ccjax.data.imagenet import subset_classes
 from ccjax.errors import UserError
-from ccjax.prepare import dataset_config
+from ccjax.cli.prepare import dataset_config
 
 # The DAC/CC/GeCC class lists (see ccjax/data/resources/*.txt for the source).
 IMAGENET10 = ["n02056570", "n02085936", "n02128757", "n02690373", "n02692877",

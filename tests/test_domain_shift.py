@@ -1,4 +1,4 @@
-"""CDSM / DSU (ccjax.domain_shift) against float64 numpy transcriptions of GeCC's Eqs. 1-5."""
+"""CDSM / DSU (ccjax.methods.gecc.domain_shift) against float64 numpy transcriptions of GeCC's Eqs. 1-5."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ccjax import domain_shift as ds
+from ccjax.methods.gecc import domain_shift as ds
 
 EPS = 1e-6
 

@@ -1,4 +1,4 @@
-"""GeCC's weights and losses (ccjax.gecc_losses) against float64 numpy transcriptions of Eqs. 6-14."""
+"""GeCC's weights and losses (ccjax.methods.gecc.losses) against float64 numpy transcriptions of Eqs. 6-14."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ccjax import gecc_losses as gl
-from ccjax.losses import cc_losses
+from ccjax.methods.gecc import losses as gl
+from ccjax.methods.cc import cc_losses
 
 B, M, K = 8, 5, 3
 TAU_I, TAU_C = 0.5, 1.0

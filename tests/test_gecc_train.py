@@ -1,4 +1,4 @@
-"""GeCC's objective (ccjax.objectives.gecc) end to end on a tiny model that follows the model contract.
+"""GeCC's objective (ccjax.methods.gecc.objective) end to end on a tiny model that follows the model contract.
 
 The stand-in model (docs/architecture.md, "Models") has BatchNorm, runs each
 view separately and calls `shift_hook(features, layer)` after each of its two
@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.objectives import get_objective
-from ccjax.objectives import gecc
-from ccjax.sharding import make_mesh
+from ccjax.methods import get_objective
+from ccjax.methods.gecc import objective as gecc
+from ccjax.runtime.mesh import make_mesh
 from fakes import blob_images, tiny_grayscale_augment
 
 K = 4

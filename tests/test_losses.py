@@ -7,13 +7,8 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ccjax.errors import UserError
-from ccjax.losses import (
-    cc_losses,
-    cluster_contrastive_loss,
-    cluster_entropy_term,
-    instance_contrastive_loss,
-    weighted_nt_xent,
-)
+from ccjax.methods.cc import cc_losses, cluster_contrastive_loss, instance_contrastive_loss
+from ccjax.methods.contrastive import cluster_entropy_term, weighted_nt_xent
 
 B, D, K = 8, 16, 4
 TAU_I, TAU_C = 0.5, 1.0

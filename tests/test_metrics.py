@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from ccjax.errors import UserError
-from ccjax.metrics import (
+from ccjax.eval.metrics import (
     adjusted_rand_index,
     cluster_accuracy,
     clustering_metrics,

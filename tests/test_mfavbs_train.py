@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from ccjax import anchors as anchors_lib
-from ccjax import train
-from ccjax.config_base import get_base_config
-from ccjax.objectives import get_objective
-from ccjax.sharding import make_mesh, replicated
-from fakes import ArrayDataset, blob_images, tiny_grayscale_augment
+from ccjax.anchors import embed as embed_lib
+from ccjax.run.build import TrainingRun
+from ccjax.config import get_base_config
+from ccjax.methods import get_objective
+from ccjax.runtime.mesh import make_mesh, replicated
+from fakes import array_dataset, blob_images, tiny_grayscale_augment
 
 E = 16
 
@@ -41,9 +42,9 @@ def trained_setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mfavbs")
     clip_dir = anchors_lib.make_tiny_clip(str(tmp / "clip"), image_size=16, projection_dim=E)
     imgs, labels = blob_images(n=32)
-    ds = ArrayDataset(imgs, labels, name="blobs")
+    ds = array_dataset(imgs, labels, name="blobs")
     config = mfavbs_config(str(tmp), clip_dir)
-    run = train.Run(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)  # computes and caches the anchors
+    run = TrainingRun(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)  # computes and caches the anchors
     return config, ds, run, run.init_state()
 
 
@@ -59,7 +60,7 @@ def test_train_step_reads_cached_anchors_and_never_runs_clip(trained_setup, monk
 
     monkeypatch.setattr(FlaxCLIPModel, "get_image_features", forbidden)
     monkeypatch.setattr(FlaxCLIPModel, "__call__", forbidden)
-    monkeypatch.setattr(anchors_lib, "embed_dataset", forbidden)
+    monkeypatch.setattr(embed_lib, "embed_dataset", forbidden)
     batch = run.batches.batch(0, 0)
     np.testing.assert_array_equal(np.asarray(batch["anchor"]), run.anchors[np.asarray(batch["index"])])
     new_state, metrics = run.train_step(jax.tree.map(lambda x: x.copy(), state), batch)  # the step donates
@@ -69,14 +70,14 @@ def test_train_step_reads_cached_anchors_and_never_runs_clip(trained_setup, monk
 def test_mfavbs_step_on_4_devices_equals_1_device(trained_setup):
     config, ds, run4, state = trained_setup
     objective = get_objective("cc")
-    run1 = train.Run(config, mesh=make_mesh(jax.devices()[:1]), dataset=ds, anchors=run4.anchors)
+    run1 = TrainingRun(config, mesh=make_mesh(jax.devices()[:1]), dataset=ds, anchors=run4.anchors)
 
     def loss_and_grads(run, state):
         batch = run.batches.batch(0, 0)
 
         def f(params):
             loss, (metrics, new_state) = objective.loss_fn(
-                params, state.model_state, model=run.model, config=config, images=batch["image"],
+                params, state.model_state, model=run.module, config=config, images=batch["image"],
                 anchors=batch["anchor"], rng=jax.random.key(0), epoch=jax.numpy.int32(0))
             return loss, (metrics, new_state)
 

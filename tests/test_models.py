@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from ccjax.models import build_model, count_params
 from ccjax.models.resnet import BasicBlock, Bottleneck

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.train_state import learning_rate_schedule, make_optimizer
+from ccjax.run.state import learning_rate_schedule, make_optimizer
 
 
 def config(schedule: str, warmup: int = 0, epochs: int = 10, lr: float = 2e-3):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from ccjax.errors import UserError
-from ccjax.input_pipeline import EvalBatches, TrainBatches, epoch_permutation, prefetch_map
-from ccjax.sharding import check_batch_size, make_mesh
-from fakes import ArrayDataset, blob_images
+from ccjax.data.pipeline import EvalBatches, TrainBatches, epoch_permutation, prefetch_map
+from ccjax.runtime.mesh import check_batch_size, make_mesh
+from fakes import array_dataset, blob_images
 
 
 def test_epoch_permutation_is_a_pure_function_of_seed_and_epoch():
@@ -19,7 +19,7 @@ def test_epoch_permutation_is_a_pure_function_of_seed_and_epoch():
 
 def test_train_batches_cover_each_epoch_once_and_are_sharded():
     imgs, labels = blob_images(n=50)
-    ds = ArrayDataset(imgs, labels)
+    ds = array_dataset(imgs, labels)
     mesh = make_mesh()
     tb = TrainBatches(ds, batch_size=8, seed=0, mesh=mesh)
     assert tb.steps_per_epoch == 6  # 50 // 8: the incomplete last batch is dropped
@@ -38,14 +38,14 @@ def test_train_batches_cover_each_epoch_once_and_are_sharded():
 def test_anchors_travel_with_their_examples():
     imgs, labels = blob_images(n=16)
     anchors = np.random.default_rng(0).normal(size=(16, 5)).astype(np.float32)
-    tb = TrainBatches(ArrayDataset(imgs, labels), 8, 0, make_mesh(), anchors)
+    tb = TrainBatches(array_dataset(imgs, labels), 8, 0, make_mesh(), anchors)
     b = tb.batch(2, 1)
     np.testing.assert_array_equal(np.asarray(b["anchor"]), anchors[np.asarray(b["index"])])
 
 
 def test_eval_batches_cover_every_example_once_in_order():
     imgs, labels = blob_images(n=21)
-    eb = EvalBatches(ArrayDataset(imgs, labels), batch_size=8, mesh=make_mesh())
+    eb = EvalBatches(array_dataset(imgs, labels), batch_size=8, mesh=make_mesh())
     assert len(eb) == 3
     idx, valid = [], []
     for b in eb:
@@ -66,7 +66,7 @@ def test_batch_must_divide_over_devices():
 def test_dataset_smaller_than_batch_is_a_clear_error():
     imgs, labels = blob_images(n=6)
     with pytest.raises(UserError, match="fewer than batch_size"):
-        TrainBatches(ArrayDataset(imgs, labels), 8, 0, make_mesh())
+        TrainBatches(array_dataset(imgs, labels), 8, 0, make_mesh())
 
 
 def test_prefetch_preserves_order_and_forwards_errors():

@@ -230,7 +230,7 @@ class FakeDataset:
 
 def test_write_report_with_unlabelled_examples(tmp_path):
     """Partly labelled data (STL-10 with its unlabelled split): confusion over the labelled ones, empty CSV labels."""
-    from ccjax.report import write_report
+    from ccjax.eval.report import write_report
 
     ds = FakeDataset()
     rng = np.random.default_rng(1)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from ccjax import train
-from ccjax.config_base import get_base_config
+from ccjax.run.build import TrainingRun
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.objectives import get_objective
-from ccjax.sharding import make_mesh
-from fakes import ArrayDataset, blob_images, tiny_grayscale_augment
+from ccjax.methods import get_objective
+from ccjax.runtime.mesh import make_mesh
+from fakes import array_dataset, blob_images, tiny_grayscale_augment
 
 
 def tiny_config(objective: str = "cc"):
@@ -34,14 +35,14 @@ def tiny_config(objective: str = "cc"):
 
 
 def loss_and_grads(config, mesh, dataset):
-    run = train.Run(config, mesh=mesh, dataset=dataset)
+    run = TrainingRun(config, mesh=mesh, dataset=dataset)
     state = run.init_state()
     batch = run.batches.batch(0, 0)
     objective = get_objective(config.objective)
 
     def f(params):
         loss, (metrics, _) = objective.loss_fn(
-            params, state.model_state, model=run.model, config=config, images=batch["image"],
+            params, state.model_state, model=run.module, config=config, images=batch["image"],
             anchors=batch.get("anchor"), rng=jax.random.key(0), epoch=jax.numpy.int32(1),
         )
         return loss, metrics
@@ -53,7 +54,7 @@ def loss_and_grads(config, mesh, dataset):
 @pytest.mark.parametrize("objective", ["cc", "gecc"])
 def test_train_step_on_4_devices_equals_1_device(objective):
     imgs, labels = blob_images(n=32)
-    ds = ArrayDataset(imgs, labels)
+    ds = array_dataset(imgs, labels)
     config = tiny_config(objective)
     config.gecc.schedule_stages = 1  # t = 1: CDSM after every block, so its statistics are exercised
     l4, m4, g4 = loss_and_grads(config, make_mesh(jax.devices()[:4]), ds)
@@ -77,9 +78,9 @@ def digits_config(epochs: int):
 
 
 def read_params(workdir, config):
-    from ccjax.checkpoint import Checkpointer
+    from ccjax.run.checkpoint import Checkpointer
 
-    run = train.Run(config)
+    run = TrainingRun(config)
     ck = Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
     state, meta = ck.restore(ck.latest_step(), run.abstract_state)
     ck.close()
@@ -120,19 +121,19 @@ def test_nonfinite_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_pa
 
 
 def test_checkpoint_from_4_devices_resumes_training_on_2_and_1(tmp_path):
-    from ccjax.checkpoint import Checkpointer
+    from ccjax.run.checkpoint import Checkpointer
 
     imgs, labels = blob_images(n=32)
-    ds = ArrayDataset(imgs, labels)
+    ds = array_dataset(imgs, labels)
     config = tiny_config()
-    run4 = train.Run(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)
+    run4 = TrainingRun(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)
     state, _ = run4.train_step(run4.init_state(), run4.batches.batch(0, 0))
     ck = Checkpointer(str(tmp_path / "ck"), keep=1)
     ck.save(1, state, {"step": 1})
     ck.close()
     saved = jax.device_get(state.params)
     for n in (2, 1):
-        run = train.Run(config, mesh=make_mesh(jax.devices()[:n]), dataset=ds)
+        run = TrainingRun(config, mesh=make_mesh(jax.devices()[:n]), dataset=ds)
         ck = Checkpointer(str(tmp_path / "ck"), keep=1)
         restored, _ = ck.restore(1, run.abstract_state)
         ck.close()
@@ -147,7 +148,7 @@ def test_bfloat16_step_keeps_float32_params_and_finite_loss():
     imgs, labels = blob_images(n=32)
     config = tiny_config("gecc")
     config.dtype = "bfloat16"
-    run = train.Run(config, dataset=ArrayDataset(imgs, labels))
+    run = TrainingRun(config, dataset=array_dataset(imgs, labels))
     state, metrics = run.train_step(run.init_state(), run.batches.batch(0, 0))
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
     assert np.isfinite(float(metrics["loss"])) and int(state.first_nonfinite_step) == -1

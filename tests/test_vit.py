@@ -10,11 +10,11 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 from scipy.special import erf
 
-from ccjax.config_base import get_base_config
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from ccjax.models import build_model
 from ccjax.models.vit import Block, ConvStem, VTCCHeads, build_vit_model, sincos_position_embedding
-from ccjax.sharding import make_mesh
+from ccjax.runtime.mesh import make_mesh
 
 
 def vit_config(e=16, depth=2, heads=2, patch=8, n=1, fusion="tokens", anchor=False, project=False, dtype="float32"):

@@ -5,33 +5,34 @@ import os
 
 import pytest
 
-from ccjax import distributed, workdir
-from ccjax.config_base import get_base_config, view_augment_config
+from ccjax.run import rundir as workdir
+from ccjax.runtime import distributed
+from ccjax.config import get_base_config, view_augment_config
 from ccjax.errors import UserError
 
 
 def test_prepare_writes_config_and_refuses_a_different_run(tmp_path):
     c = get_base_config()
     wd = str(tmp_path / "run")
-    workdir.prepare(wd, c)
+    workdir.create(wd, c)
     saved = json.load(open(os.path.join(wd, "config.json")))
     assert saved["batch_size"] == c.batch_size
     # Bookkeeping fields may change between launches of one run...
     c.log_every_steps = 3
     c.checkpoint.every_epochs = 1
-    workdir.prepare(wd, c)
+    workdir.create(wd, c)
     # ...but what is computed may not.
     c.learning_rate = 0.1
     with pytest.raises(UserError, match="learning_rate"):
-        workdir.prepare(wd, c)
+        workdir.create(wd, c)
 
 
 def test_a_run_from_an_older_ccjax_without_a_new_field_resumes_and_loads(tmp_path):
-    from ccjax.evaluation import load_run_config
+    from ccjax.run.rundir import load_run_config
 
     c = get_base_config()
     wd = str(tmp_path / "run")
-    workdir.prepare(wd, c)
+    workdir.create(wd, c)
     path = os.path.join(wd, "config.json")
     old = json.load(open(path))
     del old["lr_schedule"], old["warmup_epochs"]  # fields added after that run was written
@@ -50,14 +51,14 @@ def test_unwritable_workdir_is_a_clear_error(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     with pytest.raises(UserError, match="cannot write to workdir"):
-        workdir.prepare(str(ro / "run"), get_base_config())
+        workdir.create(str(ro / "run"), get_base_config())
 
 
 def test_workdir_that_is_a_file_is_a_clear_error(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(UserError, match="cannot write to workdir"):
-        workdir.prepare(str(f), get_base_config())
+        workdir.create(str(f), get_base_config())
 
 
 def test_view2_inherits_view1_except_where_set():

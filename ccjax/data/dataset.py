@@ -1,6 +1,12 @@
-"""`ImageDataset`: a whole split set held in host memory, read by numpy fancy indexing.
+"""The dataset contract (`Dataset`) and its in-memory implementation (`ImageDataset`).
 
-At open, every example of the dataset's splits (concatenated in the order the
+`Dataset` is what every consumer of examples reads (training and evaluation
+batches, the CLIP anchor pass, the report): a fixed number of examples of one
+uint8 image shape, read by index. `ImageDataset` holds them in host memory and
+reads a batch by numpy fancy indexing; it serves the catalog's datasets, the
+images given to `ccjax.predict` and the benchmark's synthetic data alike.
+
+At open of a catalog dataset, every example of the dataset's splits (concatenated in the order the
 papers use them) is decoded once from its TFDS `data_source` into one uint8
 array `[N, H, W, C]`, so reading a training batch is `images[indices]`: no
 per-image Python and no decoding in the training loop. The memory cost is
@@ -11,7 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from typing import Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -20,8 +26,27 @@ from ccjax.data.images import resize_uint8
 _CHUNK = 1024  # examples decoded per data_source call
 
 
+@runtime_checkable
+class Dataset(Protocol):
+    """N examples of one uint8 image shape, read by index (docs/architecture.md, "Data")."""
+
+    name: str
+    num_examples: int
+    image_shape: tuple[int, int, int]  # (H, W, C), C = 1 or 3
+    num_classes: int | None  # None: unlabelled
+    class_names: list[str] | None
+
+    def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """image uint8 [n, H, W, C], label int32 [n] (-1 = no label), index int32 [n]."""
+        ...
+
+    def example_ids(self, indices) -> list[str]:
+        """A printable id per example (file name, TFDS id, or the index)."""
+        ...
+
+
 class ImageDataset:
-    """The ImageDataset contract of docs/architecture.md over in-memory arrays."""
+    """A `Dataset` over in-memory arrays."""
 
     def __init__(self, name: str, images: np.ndarray, labels: np.ndarray | None,
                  class_names: list[str] | None, ids: Sequence[str] | None = None):
@@ -55,6 +80,14 @@ class ImageDataset:
         if self._ids is None:
             return [str(int(i)) for i in indices]
         return [self._ids[int(i)] for i in indices]
+
+    @classmethod
+    def synthetic(cls, num_examples: int, image_shape: Sequence[int], num_classes: int, seed: int = 0) -> "ImageDataset":
+        """uint8 noise of `image_shape` with labels i % num_classes (benchmarks, tests)."""
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, size=(num_examples, *image_shape), dtype=np.uint8)
+        labels = np.arange(num_examples) % num_classes
+        return cls("synthetic", images, labels, [str(i) for i in range(num_classes)])
 
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, {self.num_examples} x {self.image_shape}, "

@@ -107,6 +107,27 @@ def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
     return arr
 
 
+def load_image(source: bytes | str, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """One image file (path or bytes) in a dataset's storage format: uint8 [H, W, C], C = 1 or 3.
+
+    The one decoder for images from outside a prepared dataset (prediction,
+    attention maps): converted to RGB as preparation does (16-bit scaled, palette
+    expanded, alpha dropped; see decode_image), resized to (H, W) with bicubic, then
+    to grayscale (PIL's "L" weights) when C = 1. Raises ImageSkipped with the reason.
+    """
+    h, w, c = (int(d) for d in image_shape)
+    if not isinstance(source, (bytes, bytearray)):
+        try:
+            with open(source, "rb") as f:
+                source = f.read()
+        except OSError as e:
+            raise ImageSkipped(f"unreadable: {e.strerror or e}") from None
+    rgb = decode_image(source, (h, w))  # [H, W, 3]
+    if c == 1:
+        return np.asarray(Image.fromarray(rgb).convert("L"), np.uint8)[:, :, None]
+    return rgb
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """uint8 [H, W, C] (C = 1 or 3) -> PNG bytes (lossless; fast compression)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3):

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ccjax.models.resnet import ShiftHook
+from ccjax.models.layers import ShiftHook
 
 
 class ClusteringModel(nn.Module):

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ccjax.models.resnet import ShiftHook, batch_norm, conv
+from ccjax.models.layers import ShiftHook, batch_norm, conv
 
 NUM_BLOCKS = 3
 POOLED_BLOCKS = (0, 1)  # blocks followed by a 2x2/2 max pool

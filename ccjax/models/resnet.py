@@ -18,42 +18,16 @@ batch x positions, i.e. < 0.4% for n >= 256).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ccjax.errors import UserError
-
-ShiftHook = Callable[[jax.Array, int], jax.Array]
+from ccjax.models.layers import ShiftHook, batch_norm, conv
 
 STEMS = ("imagenet", "small")
-BN_MOMENTUM = 0.9  # flax convention: ra = m * ra + (1 - m) * batch; torch momentum 0.1
-BN_EPS = 1e-5
-
-# torchvision: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu").
-conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-
-def conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.Conv:
-    """A bias-free convolution with torchvision's padding (kernel // 2) and init."""
-    pad = kernel // 2
-    return nn.Conv(
-        features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-        use_bias=False, kernel_init=conv_kernel_init, dtype=dtype, param_dtype=jnp.float32, name=name,
-    )
-
-
-def batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
-    """BatchNorm with batch statistics when training, running averages otherwise.
-
-    Statistics and running averages are float32 whatever `dtype` is.
-    """
-    return nn.BatchNorm(
-        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPS,
-        dtype=dtype, param_dtype=jnp.float32, use_fast_variance=False, name=name,
-    )
 
 
 class BasicBlock(nn.Module):

@@ -39,7 +39,7 @@ import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.models.heads import l2_normalize, linear_bias_init, linear_kernel_init
-from ccjax.models.resnet import ShiftHook, batch_norm
+from ccjax.models.layers import ShiftHook, batch_norm
 
 FUSIONS = ("tokens", "none")
 LN_EPS = 1e-6

@@ -69,6 +69,22 @@ class Checkpointer:
             ) from None
         return out.state, dict(out.meta)
 
+    def restore_subset(self, step: int, abstract_subset: dict) -> tuple[dict, dict]:
+        """Restores only the train-state entries named in `abstract_subset` (e.g. step, params,
+        model_state: what inference needs), skipping the optimiser state. Use on a Checkpointer
+        that has not saved (Orbax binds one handler per item)."""
+        args = ocp.args.PyTreeRestore(item=abstract_subset,
+                                      restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_subset),
+                                      partial_restore=True)
+        try:
+            out = self.manager.restore(step, args=ocp.args.Composite(state=args, meta=ocp.args.JsonRestore()))
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(
+                f"the checkpoint at step {step} in {self.directory} does not match this run's model "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            ) from None
+        return dict(out.state), dict(out.meta)
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 

@@ -8,7 +8,7 @@ model as in CC. The reference view d is, by `config.gecc.reference`:
   dsu   the same with DSU (one statistic for the whole batch): 'w DSU';
   aug   a third random augmentation with `config.augment`, no shift: 'w Aug'.
 The weights by `config.gecc.weights`: both (W_z and W_c), none ('w/o W'),
-wz ('w W_z'), wc ('w W_c'). Loss: ccjax.gecc_losses.gecc_losses (Eq. 14).
+wz ('w W_z'), wc ('w W_c'). Loss: ccjax.methods.gecc.losses.gecc_losses (Eq. 14).
 t = probability_schedule(epoch, config.num_epochs, config.gecc.schedule_stages).
 See docs/gecc.md.
 """
@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 
 from ccjax.augment import augment_batch
-from ccjax.config_base import view_augment_config
-from ccjax.domain_shift import make_cdsm_hook, make_dsu_hook, probability_schedule
+from ccjax.config import view_augment_config
+from ccjax.methods.gecc.domain_shift import make_cdsm_hook, make_dsu_hook, probability_schedule
 from ccjax.errors import UserError
-from ccjax.gecc_losses import distribution_attention_weights, domain_attention_weights, gecc_losses
-from ccjax.objectives.cc import two_views
+from ccjax.methods.gecc.losses import distribution_attention_weights, domain_attention_weights, gecc_losses
+from ccjax.methods.cc import two_views
 
 REFERENCES = ("cdsm", "dsu", "aug")
 WEIGHTS = ("both", "none", "wz", "wc")

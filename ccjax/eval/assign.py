@@ -9,39 +9,33 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
-from tqdm import tqdm
 
 from ccjax.augment import preprocess_eval
-from ccjax.config_base import view_augment_config
-from ccjax.input_pipeline import EvalBatches
-from ccjax.metrics import clustering_metrics, label_free_diagnostics
+from ccjax.config import view_augment_config
+from ccjax.data.pipeline import map_batches
+from ccjax.eval.metrics import clustering_metrics, label_free_diagnostics
 
 
-def make_predict_fn(model, config):
-    """jit(predict(params, model_state, images_u8, anchors) -> cluster probabilities [B, K])."""
+def make_predict_fn(module, config):
+    """jit(predict(variables, images_u8, anchors) -> cluster probabilities [B, K])."""
     view_cfg = view_augment_config(config, 1)
 
-    def predict(params, model_state, images, anchors):
+    def predict(variables, images, anchors):
         x = preprocess_eval(images, view_cfg)  # [B, S, S, C]
-        out = model.apply({"params": params, **model_state}, [x], anchors, train=False)[0]
-        return out["c"]
+        return module.apply(variables, [x], anchors, train=False)[0]["c"]
 
     return jax.jit(predict)
 
 
-def assign_clusters(state, model, config, dataset, mesh, anchors=None, progress: bool = True) -> np.ndarray:
-    """Cluster probabilities [N, K] (float32, host) for every example, in dataset order."""
-    predict = make_predict_fn(model, config)
-    batches = EvalBatches(dataset, config.eval.batch_size, mesh, anchors)
-    probs, valid = [], []
-    show = progress and jax.process_index() == 0
-    for b in tqdm(batches, total=len(batches), desc="assign", disable=not show, leave=False):
-        c = predict(state.params, state.model_state, b["image"], b.get("anchor"))
-        probs.append(multihost_utils.process_allgather(c, tiled=True))
-        valid.append(multihost_utils.process_allgather(b["valid"], tiled=True))
-    p = np.concatenate(probs)[np.concatenate(valid)]
-    return p.astype(np.float32)
+def assign_clusters(module, variables: dict, config, dataset, mesh, anchors=None, progress: bool = True) -> np.ndarray:
+    """Cluster probabilities [N, K] (float32, host) for every example, in dataset order.
+
+    `variables` = {'params': ..., 'batch_stats': ...} of the model `module`.
+    """
+    predict = make_predict_fn(module, config)
+    probs = map_batches(lambda b: predict(variables, b["image"], b.get("anchor")), dataset,
+                        config.eval.batch_size, mesh, anchors, desc="assign", progress=progress)
+    return probs.astype(np.float32)
 
 
 def evaluate_assignments(probs: np.ndarray, labels: np.ndarray | None) -> dict:

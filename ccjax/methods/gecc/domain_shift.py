@@ -28,9 +28,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-STD_EPS = 1e-6  # inside the sqrt of the per-sample variance (Eq. 1), as DSU's code
+from ccjax.models.layers import ShiftHook
 
-ShiftHook = Callable[[jax.Array, int], jax.Array]
+STD_EPS = 1e-6  # inside the sqrt of the per-sample variance (Eq. 1), as DSU's code
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # TPU/GPU f32 matmuls default to reduced precision
 

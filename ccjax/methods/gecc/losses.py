@@ -1,6 +1,6 @@
 """GeCC's attention weights and weighted contrastive losses (Chen et al., AAAI 2025, Eqs. 6-14).
 
-Pure functions of global arrays (see ccjax/losses.py for the conventions):
+Pure functions of global arrays (see ccjax/methods/contrastive.py for the conventions):
 the weights W_z [B, B] and W_c [K, K] (Eqs. 6, 7, 10), the weighted instance
 loss (Eqs. 8-9), the weighted cluster loss with the regulariser R(C)
 (Eqs. 11-13) and the total (Eq. 14). The interpretations of the paper's
@@ -32,16 +32,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from ccjax.losses import cluster_entropy_term, weighted_nt_xent
+from ccjax.methods.contrastive import cluster_entropy_term, unit_rows, weighted_nt_xent
 
-_HIGHEST = jax.lax.Precision.HIGHEST
-_COS_EPS = 1e-8  # column-norm clamp of the cosine similarity (torch.nn.CosineSimilarity, as CC)
-
-
-def _unit_rows(x: jax.Array) -> jax.Array:
-    """x / max(||x||, 1e-8) row-wise (cosine-similarity normalisation, as CC's cluster loss)."""
-    sq = jnp.sum(x * x, axis=1, keepdims=True)  # [N, 1]
-    return x * jax.lax.rsqrt(jnp.maximum(sq, _COS_EPS**2))
 
 
 def euclidean_distances(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -141,7 +133,7 @@ def weighted_cluster_contrastive_loss(
     Similarity of columns is the cosine similarity (as CC). Returns
     {'cluster_12', 'cluster_1d', 'cluster'}.
     """
-    cols = [None if c is None else _unit_rows(jnp.asarray(c, jnp.float32).T) for c in (c1, c2, cd)]  # [K, B]
+    cols = [None if c is None else unit_rows(jnp.asarray(c, jnp.float32).T) for c in (c1, c2, cd)]  # [K, B]
     l12 = weighted_pair_loss(cols[0], cols[1], w_c, temperature)
     l1d = jnp.zeros((), jnp.float32) if cd is None else weighted_pair_loss(cols[0], cols[2], w_c, temperature)
     return {"cluster_12": l12, "cluster_1d": l1d, "cluster": l12 + l1d}

@@ -10,13 +10,15 @@ import os
 
 import jax
 
+from ccjax.run.rundir import HISTORY, TENSORBOARD_DIR
+
 
 class RunLog:
     def __init__(self, workdir: str):
         self.enabled = jax.process_index() == 0
         self._tb = None
-        self._history = os.path.join(workdir, "history.jsonl")
-        self._tb_dir = os.path.join(workdir, "tensorboard")
+        self._history = os.path.join(workdir, HISTORY)
+        self._tb_dir = os.path.join(workdir, TENSORBOARD_DIR)
 
     def _writer(self):
         if self._tb is None:

@@ -13,13 +13,14 @@ Only process 0 calls this.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 
 import numpy as np
 
-from ccjax.metrics import confusion_matrix, hungarian_match
-from ccjax.workdir import write_json_atomic
+from ccjax.eval.metrics import confusion_matrix, hungarian_match
+from ccjax.run.rundir import HISTORY, REPORT_DIR, write_atomic, write_json_atomic
 
 
 def _pyplot():
@@ -121,24 +122,23 @@ def plot_curves(path: str, history: list[dict]) -> None:
 def write_assignments(path: str, probs: np.ndarray, ids: list[str], labels: np.ndarray | None,
                       class_names: list[str] | None) -> None:
     pred, conf = probs.argmax(1), probs.max(1)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "cluster", "probability"] + (["label", "class"] if labels is not None else []))
-        for i in range(len(pred)):
-            row = [ids[i], int(pred[i]), f"{conf[i]:.6f}"]
-            if labels is not None:
-                lb = int(labels[i])
-                if lb < 0:  # an unlabelled example (e.g. STL-10's unlabelled split): label unknown
-                    row += ["", ""]
-                else:
-                    row += [lb, class_names[lb] if class_names else str(lb)]
-            w.writerow(row)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["id", "cluster", "probability"] + (["label", "class"] if labels is not None else []))
+    for i in range(len(pred)):
+        row = [ids[i], int(pred[i]), f"{conf[i]:.6f}"]
+        if labels is not None:
+            lb = int(labels[i])
+            if lb < 0:  # an unlabelled example (e.g. STL-10's unlabelled split): label unknown
+                row += ["", ""]
+            else:
+                row += [lb, class_names[lb] if class_names else str(lb)]
+        w.writerow(row)
+    write_atomic(path, lambda f: f.write(buf.getvalue().encode()))
 
 
 def read_history(workdir: str) -> list[dict]:
-    path = os.path.join(workdir, "history.jsonl")
+    path = os.path.join(workdir, HISTORY)
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -148,7 +148,7 @@ def read_history(workdir: str) -> list[dict]:
 def write_report(workdir: str, dataset, probs_last: np.ndarray, metrics: dict,
                  labels: np.ndarray | None) -> str:
     """Writes every report file; `metrics` is {'last': {...}, 'best_by_train_loss': {...}}."""
-    out = os.path.join(workdir, "report")
+    out = os.path.join(workdir, REPORT_DIR)
     os.makedirs(out, exist_ok=True)
     pred = probs_last.argmax(1)
     k = probs_last.shape[1]

@@ -1,4 +1,6 @@
-"""Contrastive Clustering's losses (Li et al., AAAI 2021) as pure functions of global arrays.
+"""The contrastive primitives CC and GeCC share, as pure functions of global arrays.
+
+CC's own losses are in ccjax/methods/cc.py, GeCC's in ccjax/methods/gecc/losses.py.
 
 Every function here is written on whole (global) arrays: under `jax.jit` with
 inputs sharded over Mesh('data') XLA inserts the gathers, so the negatives of
@@ -22,9 +24,9 @@ import jax.numpy as jnp
 
 from ccjax.errors import UserError
 
-# Below this norm a cluster column is treated as having norm `_COS_EPS` (as
+# Below this norm a cluster column is treated as having norm `COS_EPS` (as
 # torch.nn.CosineSimilarity, which CC's reference uses, clamps with eps=1e-8).
-_COS_EPS = 1e-8
+COS_EPS = 1e-8
 
 
 def _check_temperature(temperature) -> None:
@@ -32,10 +34,10 @@ def _check_temperature(temperature) -> None:
         raise UserError(f"contrastive temperature must be > 0, got {temperature}; fix loss.*_temperature in the config")
 
 
-def _unit_rows(x: jax.Array) -> jax.Array:
+def unit_rows(x: jax.Array) -> jax.Array:
     """x / max(||x||, eps) row-wise; finite gradient even for an all-zero row."""
     sq = jnp.sum(x * x, axis=1, keepdims=True)  # [N, 1]
-    return x * jax.lax.rsqrt(jnp.maximum(sq, _COS_EPS**2))
+    return x * jax.lax.rsqrt(jnp.maximum(sq, COS_EPS**2))
 
 
 def _log_weight(w: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
@@ -110,33 +112,6 @@ def nt_xent(u: jax.Array, v: jax.Array, temperature: float) -> jax.Array:
     return (loss_u.sum() + loss_v.sum()) / (2 * u.shape[0])
 
 
-def instance_contrastive_loss(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
-    """CC's instance-level contrastive loss L_ins: NT-Xent over the 2B instance features.
-
-    z_a, z_b: [B, D] L2-normalised features of the two views (the model
-    normalises; as in CC's reference, the similarity is the plain dot product,
-    so unnormalised inputs are not renormalised here). For each of the 2B
-    anchors the positive is its other view and the negatives the other 2B - 2
-    samples; self-similarity is excluded. Cross-entropy summed over the 2B
-    anchors and divided by 2B. Scalar float32.
-    """
-    return nt_xent(z_a, z_b, temperature)
-
-
-def cluster_contrastive_loss(c_a: jax.Array, c_b: jax.Array, temperature: float) -> jax.Array:
-    """CC's cluster-level contrastive loss without its entropy term: NT-Xent over the 2K cluster vectors.
-
-    c_a, c_b: [B, K] softmax cluster probabilities of the two views. Cluster k
-    is represented by column k (its assignment over the batch); similarity is
-    the cosine similarity of columns (norms clamped below at 1e-8, as
-    torch.nn.CosineSimilarity in CC's reference). Sum over the 2K anchors / 2K.
-    Scalar float32.
-    """
-    c_a = jnp.asarray(c_a, jnp.float32).T  # [K, B]
-    c_b = jnp.asarray(c_b, jnp.float32).T  # [K, B]
-    return nt_xent(_unit_rows(c_a), _unit_rows(c_b), temperature)
-
-
 def cluster_entropy_term(c: jax.Array) -> jax.Array:
     """CC's entropy term of one view: log K - H(Y), with P(y_k) = sum_b c[b,k] / sum c.
 
@@ -151,19 +126,3 @@ def cluster_entropy_term(c: jax.Array) -> jax.Array:
     positive = p > 0
     p_log_p = jnp.where(positive, p * jnp.log(jnp.where(positive, p, 1.0)), 0.0)  # [K]
     return math.log(c.shape[1]) + p_log_p.sum()
-
-
-def cc_losses(
-    z_a: jax.Array, z_b: jax.Array, c_a: jax.Array, c_b: jax.Array, tau_i: float, tau_c: float
-) -> dict[str, jax.Array]:
-    """All of CC's objective L = L_ins + L_clu, with L_clu = cluster NT-Xent - H(Y).
-
-    Returns float32 scalars {'instance', 'cluster', 'entropy', 'total'} where
-    'cluster' is the cluster NT-Xent alone, 'entropy' = log K - H(Y^a) +
-    log K - H(Y^b) (the entropy terms of both views, as CC's reference adds
-    them to its cluster loss) and total = instance + cluster + entropy.
-    """
-    instance = instance_contrastive_loss(z_a, z_b, tau_i)
-    cluster = cluster_contrastive_loss(c_a, c_b, tau_c)
-    entropy = cluster_entropy_term(c_a) + cluster_entropy_term(c_b)
-    return {"instance": instance, "cluster": cluster, "entropy": entropy, "total": instance + cluster + entropy}

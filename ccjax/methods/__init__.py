@@ -1,4 +1,4 @@
-"""Training objectives. Each module exposes
+"""The methods' training objectives: `get_objective(name)` returns a module that exposes
 
     loss_fn(params, model_state, *, model, config, images, anchors, rng, epoch)
         -> (loss, (metrics, new_model_state))
@@ -12,11 +12,13 @@ import importlib
 
 from ccjax.errors import UserError
 
-OBJECTIVES = ("cc", "gecc")
+# objective name -> the module implementing it (CC's also serves VTCC and MFAVBs-CC).
+OBJECTIVE_MODULES = {"cc": "ccjax.methods.cc", "gecc": "ccjax.methods.gecc.objective"}
+OBJECTIVES = tuple(OBJECTIVE_MODULES)
 
 
 def get_objective(name: str):
-    """The objective module `ccjax.objectives.<name>`."""
+    """The objective module of `name` (cc or gecc)."""
     if name not in OBJECTIVES:
         raise UserError(f"unknown objective {name!r}; set --config.objective to one of {', '.join(OBJECTIVES)}")
-    return importlib.import_module(f"ccjax.objectives.{name}")
+    return importlib.import_module(OBJECTIVE_MODULES[name])

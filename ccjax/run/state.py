@@ -17,7 +17,7 @@ import optax
 from jax.sharding import Mesh
 
 from ccjax.errors import UserError
-from ccjax.sharding import replicated
+from ccjax.runtime.mesh import replicated
 
 
 @flax.struct.dataclass
@@ -107,6 +107,20 @@ def train_state_spec(model, tx, config, mesh: Mesh, image_shape, anchor_dim: int
     )
     init = jax.jit(init_fn, out_shardings=shardings)
     return (lambda: init(rng)), abstract
+
+
+def inference_spec(model, config, mesh: Mesh, image_shape, anchor_dim: int | None) -> dict:
+    """The part of a checkpointed TrainState inference restores, as ShapeDtypeStructs with their
+    shardings: {'step', 'params', 'model_state'} (no optimiser state)."""
+    views, anchors = example_inputs(config, image_shape, anchor_dim)
+
+    def shapes_fn(rng):
+        variables = dict(model.init({"params": rng}, views, anchors, train=False))
+        return {"step": jnp.zeros((), jnp.int32), "params": variables.pop("params"), "model_state": variables}
+
+    shapes = jax.eval_shape(shapes_fn, jax.random.key(config.seed))
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        shapes, state_shardings(shapes, mesh))
 
 
 def state_shardings(state_shapes: Any, mesh: Mesh) -> Any:

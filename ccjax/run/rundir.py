@@ -1,4 +1,13 @@
-"""The run directory: created and checked up front, holding config.json.
+"""The run directory: every file name in it, its config.json, and atomic writes.
+
+    <workdir>/config.json        the exact config (CONFIG_FILE)
+              run.json           dataset shape, classes, clusters: what inference needs (RUN_INFO)
+              history.jsonl      one JSON record per epoch (HISTORY)
+              tensorboard/       scalars (TENSORBOARD_DIR)
+              checkpoints/       the last few (CHECKPOINTS_DIR)
+              checkpoints_best/  the lowest epoch-mean training loss (BEST_CHECKPOINTS_DIR)
+              metrics.json       the final metrics (METRICS)
+              report/            figures and tables (REPORT_DIR)
 
 A workdir belongs to one configuration. Resuming with a config that changes
 what is computed (model, data, optimiser, seed, ...) would silently mix two
@@ -10,10 +19,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Callable, IO
 
 import jax
+import ml_collections
 
 from ccjax.errors import UserError
+
+CONFIG_FILE = "config.json"
+RUN_INFO = "run.json"
+HISTORY = "history.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+CHECKPOINTS_DIR = "checkpoints"
+BEST_CHECKPOINTS_DIR = "checkpoints_best"
+METRICS = "metrics.json"
+REPORT_DIR = "report"
 
 # Fields that may differ between the launches of one run.
 BOOKKEEPING_FIELDS = (
@@ -36,7 +56,7 @@ def with_defaults(stored: dict) -> dict:
     A run written by an older ccjax has no entry for a field added since; new
     fields default to the old behaviour, so such a run resumes and evaluates.
     """
-    from ccjax.config_base import get_base_config
+    from ccjax.config import get_base_config
 
     def merge(base, over):
         if not (isinstance(base, dict) and isinstance(over, dict)):
@@ -66,13 +86,17 @@ def config_differences(old: dict, new: dict) -> list[str]:
     ]
 
 
-def write_json_atomic(path: str, obj) -> None:
-    """Writes JSON to a temporary file in the same folder, then renames it into place."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+def write_atomic(path: str, write: Callable[[IO[bytes]], object]) -> None:
+    """Writes a file via `write(binary file)` to a temporary file in the same folder, then renames it
+    over `path`: a reader sees the old file or the whole new one, never a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -80,8 +104,13 @@ def write_json_atomic(path: str, obj) -> None:
         raise
 
 
-def prepare(workdir: str, config) -> None:
-    """Creates `workdir`, checks it is writable and belongs to this config; writes config.json."""
+def write_json_atomic(path: str, obj) -> None:
+    """Writes `obj` as indented, key-sorted JSON, atomically (see write_atomic)."""
+    write_atomic(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
+
+
+def create(workdir: str, config) -> None:
+    """`check`, then `write_config`: `workdir` becomes (or stays) the run directory of `config`."""
     check(workdir, config)
     write_config(workdir, config)
 
@@ -101,7 +130,7 @@ def check(workdir: str, config) -> None:
         raise UserError(
             f"cannot write to workdir {workdir!r} ({e.strerror or e}); pass --workdir=<a writable folder>"
         ) from None
-    path = os.path.join(workdir, "config.json")
+    path = os.path.join(workdir, CONFIG_FILE)
     new = json.loads(config.to_json_best_effort())
     if os.path.exists(path):
         try:
@@ -120,4 +149,38 @@ def check(workdir: str, config) -> None:
 def write_config(workdir: str, config) -> None:
     """Writes `workdir/config.json` (process 0 only), what `check` compares a later run against."""
     if jax.process_index() == 0:
-        write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+        write_json_atomic(os.path.join(workdir, CONFIG_FILE), json.loads(config.to_json_best_effort()))
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a run was trained with (its workdir's config.json, completed with today's defaults)."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise UserError(f"{workdir!r} has no {CONFIG_FILE}: not a ccjax run directory (train with ccjax.main first)")
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        raise UserError(f"{path} is unreadable or corrupt; it must be the JSON ccjax.main wrote") from None
+    return ml_collections.ConfigDict(_tuples(with_defaults(d)))
+
+
+def _tuples(d):
+    """JSON has no tuples: turn lists back into tuples (config fields are tuples)."""
+    if isinstance(d, dict):
+        return {k: _tuples(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return tuple(_tuples(v) for v in d)
+    return d
+
+
+def read_run_info(workdir: str) -> dict:
+    """The run's run.json: dataset, num_examples, image_shape, num_clusters, class_names, anchor_dim."""
+    path = os.path.join(workdir, RUN_INFO)
+    if not os.path.exists(path):
+        raise UserError(f"{workdir!r} has no {RUN_INFO}; it was not written by ccjax.main")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        raise UserError(f"{path} is unreadable or corrupt; it must be the JSON ccjax.main wrote") from None

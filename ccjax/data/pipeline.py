@@ -1,4 +1,4 @@
-"""Host-side batching: from an ImageDataset to global, sharded jax.Arrays.
+"""Host-side batching: from a Dataset to global, sharded jax.Arrays, and the one batched inference loop.
 
 - The order of an epoch is a pure function of (seed, epoch), so a resumed run
   sees exactly the batches an uninterrupted one would.
@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from ccjax.errors import UserError
-from ccjax.sharding import batch_sharding
+from ccjax.runtime.mesh import batch_sharding
 
 
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
@@ -116,6 +117,25 @@ class EvalBatches:
     def __iter__(self) -> Iterator[dict]:
         for _, b in prefetch_map(lambda i: (i, self.batch(i)), range(self.num_batches), 2):
             yield b
+
+
+def map_batches(fn: Callable[[dict], jax.Array], dataset, batch_size: int, mesh: Mesh,
+                anchors: np.ndarray | None = None, *, desc: str = "", progress: bool = False) -> np.ndarray:
+    """fn over the whole dataset in order, in global batches: host array [N, ...] (padding dropped).
+
+    `fn(batch) -> jax.Array [batch_size, ...]` gets EvalBatches' batches (image, index,
+    valid and, with `anchors`, anchor). Every process gets all N rows. Cluster
+    assignment, the CLIP anchor pass and prediction all run through here.
+    """
+    from tqdm import tqdm
+
+    batches = EvalBatches(dataset, batch_size, mesh, anchors)
+    outs, valid = [], []
+    show = progress and jax.process_index() == 0
+    for b in tqdm(batches, total=len(batches), desc=desc, unit="batch", disable=not show, leave=False):
+        outs.append(multihost_utils.process_allgather(fn(b), tiled=True))
+        valid.append(multihost_utils.process_allgather(b["valid"], tiled=True))
+    return np.concatenate(outs)[np.concatenate(valid)]
 
 
 def prefetch_map(fn, items, depth: int):

@@ -1,8 +1,8 @@
 """The shared base every `configs/<method>_<dataset>.py` starts from.
 
 Each config file's `get_config()` calls `get_base_config()` and changes only
-what its paper changes. Fields are documented in docs/architecture.md and
-docs/configs.md; `--config.<field>=value` overrides them from the command line
+what its paper changes. Fields are documented beside each one below
+(docs/architecture.md explains how a config becomes a run); `--config.<field>=value` overrides them from the command line
 (the config is locked, so a misspelt field is an error).
 """
 
@@ -11,27 +11,13 @@ from __future__ import annotations
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-# The augmentation fields. `augment` is view 1's pipeline (and GeCC's third
+from ccjax.augment.params import default_fields
+
+# The augmentation fields and their defaults (CC's pipeline) are AugmentParams'
+# (ccjax/augment/params.py). `augment` is view 1's pipeline (and GeCC's third
 # view in its `w Aug` ablation); `augment2` holds view 2's differences only:
 # a field left None inherits view 1's value (see `view_augment_config`).
-AUGMENT_FIELDS = dict(
-    image_size=224,
-    crop_scale=(0.08, 1.0),
-    crop_ratio=(3.0 / 4.0, 4.0 / 3.0),
-    flip_p=0.5,
-    jitter_p=0.8,
-    brightness=0.4,
-    contrast=0.4,
-    saturation=0.4,
-    hue=0.1,
-    grayscale_p=0.2,
-    blur_p=0.0,
-    blur_sigma=(0.1, 2.0),
-    solarize_p=0.0,
-    noise_std=0.0,
-    mean=(0.0, 0.0, 0.0),
-    std=(1.0, 1.0, 1.0),
-)
+AUGMENT_FIELDS = default_fields()
 
 
 def augment_config(**overrides) -> ml_collections.ConfigDict:
@@ -74,7 +60,7 @@ def view_augment_config(config: ml_collections.ConfigDict, view: int) -> ml_coll
 def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "cc"  # cc | gecc | vtcc | mfavbs: names the run
-    c.objective = "cc"  # cc | gecc: ccjax/objectives/<name>.py
+    c.objective = "cc"  # cc | gecc: ccjax/methods/cc.py, ccjax/methods/gecc/
     c.seed = 0
     c.dtype = "float32"  # float32 | bfloat16 (activations and matmuls; params and losses stay float32)
 

@@ -1,0 +1,65 @@
+"""Evaluate a run's checkpoints and write its report (library side of `ccjax.evaluate`).
+
+Restores the last checkpoint and the best-by-training-loss one (never best by
+the labels), assigns every example to a cluster with each, and writes
+`<workdir>/metrics.json` and the report under `<workdir>/report/` (see
+ccjax/eval/report.py). Training calls the same code at its end.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
+from ccjax.run.load import Restored, TrainedModel
+from ccjax.run.rundir import BEST_CHECKPOINTS_DIR, METRICS, write_json_atomic
+
+
+def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | None = None,
+                 progress: bool = True) -> dict:
+    """Metrics of the last and of the best-by-training-loss checkpoints; writes metrics.json and the report.
+
+    `dataset` (and `anchors` [N, A] for a run with the CLIP anchor) is the training data;
+    `last` the final variables when the caller has them (training), else the newest checkpoint's.
+    """
+    last = trained.restore_latest() if last is None else last
+    config, mesh = trained.config, trained.mesh
+
+    def assign(variables):
+        return assign_clusters(trained.module, variables, config, dataset, mesh, anchors, progress)
+
+    labels = dataset_labels(dataset)
+    probs_last = assign(last.variables)
+    last_metrics = evaluate_assignments(probs_last, labels)
+    last_metrics["step"] = last.step
+    result = dict(last_metrics)
+    best = trained.restore(BEST_CHECKPOINTS_DIR)
+    if best is not None:
+        if best.step == last.step:
+            best_metrics = dict(last_metrics)
+        else:
+            best_metrics = evaluate_assignments(assign(best.variables), labels)
+            best_metrics["step"] = best.step
+        best_metrics["train_loss"] = best.meta.get("loss")
+        best_metrics["epoch"] = best.meta.get("epoch")
+        result["best_by_train_loss"] = best_metrics
+    if jax.process_index() == 0:
+        from ccjax.eval.report import write_report
+
+        write_json_atomic(os.path.join(trained.workdir, METRICS), result)
+        report_metrics = {"last": last_metrics}
+        if "best_by_train_loss" in result:
+            report_metrics["best_by_train_loss"] = result["best_by_train_loss"]
+        write_report(trained.workdir, dataset, probs_last, report_metrics, labels)
+    return result
+
+
+def summary_line(result: dict) -> str:
+    """The one line a command prints for a run's final clustering."""
+    if "acc" in result:
+        return (f"ccjax: final clustering of {result['num_examples']} images: "
+                f"ACC {result['acc']:.4f}  NMI {result['nmi']:.4f}  ARI {result['ari']:.4f}")
+    return (f"ccjax: final clustering of {result['num_examples']} images (no labels): "
+            f"{result['num_clusters']} clusters, assignment entropy {result.get('entropy', float('nan')):.3f}")

@@ -1,0 +1,80 @@
+"""Loading a trained run for inference: the one path evaluation, prediction and attention maps use.
+
+`load_trained(workdir)` reads the run's config.json and run.json and builds
+only what inference needs: the Flax model and the layout of its variables. No
+dataset, no training batches, no optimiser; `restore()` reads the variables of
+a checkpoint (its optimiser state is skipped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from ccjax.errors import UserError
+from ccjax.models import build_model
+from ccjax.run.checkpoint import Checkpointer
+from ccjax.run.rundir import CHECKPOINTS_DIR, load_run_config, read_run_info
+from ccjax.run.state import inference_spec
+from ccjax.runtime.mesh import make_mesh
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A checkpoint's model variables ({'params', 'batch_stats', ...}), its step and bookkeeping."""
+
+    variables: dict
+    step: int
+    meta: dict
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """A trained run's model: config, run.json info, Flax module, mesh and the variables' layout."""
+
+    workdir: str
+    config: Any
+    info: dict  # run.json: dataset, num_examples, image_shape, num_clusters, class_names, anchor_dim
+    module: Any
+    mesh: Any
+    abstract: dict  # {'step', 'params', 'model_state'} ShapeDtypeStructs with shardings
+
+    @classmethod
+    def build(cls, workdir: str, config, info: dict, mesh=None) -> "TrainedModel":
+        mesh = make_mesh() if mesh is None else mesh
+        module = build_model(config, int(info["num_clusters"]))
+        abstract = inference_spec(module, config, mesh, tuple(info["image_shape"]), info.get("anchor_dim"))
+        return cls(workdir, config, info, module, mesh, abstract)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.info["image_shape"])
+
+    def restore(self, subdir: str = CHECKPOINTS_DIR) -> Restored | None:
+        """The newest complete checkpoint in `workdir/subdir`, or None when it holds none."""
+        directory = os.path.join(self.workdir, subdir)
+        if not os.path.isdir(directory):
+            return None
+        ck = Checkpointer(directory, keep=1)
+        try:
+            step = ck.latest_step()
+            if step is None:
+                return None
+            state, meta = ck.restore_subset(step, self.abstract)
+        finally:
+            ck.close()
+        return Restored({"params": state["params"], **state["model_state"]}, int(state["step"]), meta)
+
+    def restore_latest(self) -> Restored:
+        """The newest complete training checkpoint; a UserError when there is none."""
+        restored = self.restore(CHECKPOINTS_DIR)
+        if restored is None:
+            raise UserError(f"no complete checkpoint in {os.path.join(self.workdir, CHECKPOINTS_DIR)}; train first")
+        return restored
+
+
+def load_trained(workdir: str, mesh=None) -> TrainedModel:
+    """The model of the run in `workdir` (config.json and run.json), ready to restore a checkpoint."""
+    config = load_run_config(workdir)
+    return TrainedModel.build(workdir, config, read_run_info(workdir), mesh)
