@@ -25,15 +25,9 @@ def run_cli(argv) -> None:
     from ccjax.runtime import distributed
 
     distributed.maybe_initialize()
-    from ccjax.data import open_dataset
-    from ccjax.eval.evaluation import evaluate_run, summary_line
-    from ccjax.run.build import load_anchors
-    from ccjax.run.load import load_trained
+    from ccjax.eval.evaluation import evaluate_workdir, summary_line
 
-    trained = load_trained(_WORKDIR.value)  # the model only: no training batches, no optimiser
-    dataset = open_dataset(trained.config.dataset)
-    anchors = load_anchors(trained.config, dataset, trained.mesh)
-    result = evaluate_run(trained, dataset, anchors)
+    result = evaluate_workdir(_WORKDIR.value)
     print(summary_line(result))
     if "best_by_train_loss" in result and "acc" in result:
         b = result["best_by_train_loss"]

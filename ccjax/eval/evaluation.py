@@ -56,6 +56,18 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
     return result
 
 
+def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
+    """`ccjax.evaluate`: the run in `workdir` re-evaluated on its training data (cached anchors)."""
+    from ccjax.data import open_dataset
+    from ccjax.run.build import load_anchors
+    from ccjax.run.load import load_trained
+
+    trained = load_trained(workdir)  # the model only: no training batches, no optimiser
+    dataset = open_dataset(trained.config.dataset)
+    anchors = load_anchors(trained.config, dataset, trained.mesh)
+    return evaluate_run(trained, dataset, anchors, progress=progress)
+
+
 def summary_line(result: dict) -> str:
     """The one line a command prints for a run's final clustering."""
     if "acc" in result:
