@@ -12,6 +12,7 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 from ccjax.augment.params import default_fields
+from ccjax.errors import UserError
 
 # The augmentation fields and their defaults (CC's pipeline) are AugmentParams'
 # (ccjax/augment/params.py). `augment` is view 1's pipeline (and GeCC's third
@@ -132,6 +133,61 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.log_every_steps = 50
     c.progress_bar = True
     return c
+
+
+def _number(config, field: str):
+    value = config
+    for part in field.split("."):
+        value = getattr(value, part)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{field}={value!r} must be a number; set --config.{field}")
+    return value
+
+
+# (field, lowest allowed, whether the lowest itself is allowed, what to set it to)
+_NUMERIC_FIELDS = (
+    ("learning_rate", 0, False, "3e-4"),
+    ("num_epochs", 1, True, "100"),
+    ("batch_size", 1, True, "256"),
+    ("warmup_epochs", 0, True, "0"),
+    ("weight_decay", 0, True, "0"),
+    ("grad_clip_norm", 0, True, "0 (off)"),
+    ("loss.instance_temperature", 0, False, "0.5"),
+    ("loss.cluster_temperature", 0, False, "1.0"),
+    ("gecc.lambda_instance", 0, True, "1.0"),
+    ("gecc.lambda_cluster", 0, True, "1.0"),
+    ("gecc.schedule_stages", 1, True, "10"),
+    ("model.feature_dim", 1, True, "128"),
+    ("eval.batch_size", 1, True, "512"),
+    ("eval.every_epochs", 0, True, "0 (only at the end)"),
+    ("checkpoint.every_epochs", 1, True, "10"),
+    ("checkpoint.keep", 1, True, "3"),
+    ("log_every_steps", 1, True, "50"),
+    ("anchor.batch_size", 1, True, "256"),
+    ("dataset.image_size", 0, True, "0 (native size)"),
+)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks the numeric fields before any work: one UserError line naming the field and a value to use.
+
+    What depends on the data (num_clusters against the number of examples) is
+    checked when the dataset is open (ccjax.run.build.resolve_num_clusters); the
+    augmentation fields by AugmentParams.
+    """
+    for field, low, inclusive, hint in _NUMERIC_FIELDS:
+        value = _number(config, field)
+        if value < low or (value == low and not inclusive):
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise UserError(f"{field}={value} must be {bound}; set --config.{field}, e.g. {hint}")
+    k = _number(config, "dataset.num_clusters")
+    if k != -1 and k < 2:
+        raise UserError(f"dataset.num_clusters={k}: clustering needs at least 2 clusters; set "
+                        "--config.dataset.num_clusters=K (K >= 2) or -1 for the number of classes")
+    from ccjax.augment.params import AugmentParams
+
+    for view in (1, 2):
+        AugmentParams.from_config(view_augment_config(config, view))
 
 
 def vit_paper_config(method: str, dataset: str, stored_size: int = 0) -> ml_collections.ConfigDict:

@@ -6,11 +6,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from absl import app, flags
-from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from ccjax.cli.flags import loaded_config, parse_flags_or_exit
@@ -32,7 +30,6 @@ def default_workdir(config_path: str) -> str:
 def run(argv) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.<field>=value")
-    absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
     config = loaded_config(_CONFIG)
     from ccjax.runtime import distributed
 
@@ -44,7 +41,6 @@ def run(argv) -> None:
 
 
 def main() -> None:
-    logging.getLogger("absl").setLevel(logging.WARNING)
     app.run(run, flags_parser=parse_flags_or_exit)
 
 

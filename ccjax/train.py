@@ -16,12 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ccjax.config import validate
 from ccjax.errors import UserError
 from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
 from ccjax.eval.evaluation import evaluate_run, summary_line
 from ccjax.run import rundir
 from ccjax.run.build import TrainingRun
-from ccjax.run.checkpoint import Checkpointer
+from ccjax.run.checkpoint import Checkpointer, SaveFailed
 from ccjax.run.load import Restored, TrainedModel
 from ccjax.run.log import RunLog
 from ccjax.runtime.preemption import StopRequest
@@ -49,7 +50,13 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     Returns the final metrics, or {'stopped_at_step': s} when the run stopped
     early (SIGTERM, or `stop_at_epoch`) after saving a checkpoint.
     """
-    rundir.check(workdir, config)
+    validate(config)  # every numeric field, before anything is created
+    with rundir.lock(workdir):  # one run per workdir, taken before anything in it is touched
+        rundir.check(workdir, config)
+        return _train_and_evaluate(config, workdir, stop_at_epoch)
+
+
+def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict:
     run = TrainingRun(config)  # validates the config and data before anything is written
     rundir.write_config(workdir, config)
     main = jax.process_index() == 0
@@ -63,18 +70,19 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     # ones: the model selection a label-free user can make.
     best_ckpt = Checkpointer(os.path.join(workdir, rundir.BEST_CHECKPOINTS_DIR), keep=1)
 
-    latest = ckpt.latest_step()
+    newest = ckpt.restore_newest(run.abstract_state)  # a damaged newest checkpoint is set aside
+    latest = None if newest is None else newest[0]
     acc_sums, acc_count = None, 0
     best_loss = float("inf")
+    runlog.truncate_history(latest or 0)  # records after the resumed step (or all, from scratch) go
     if latest is None:
         state = run.init_state()
     else:
-        state, meta = ckpt.restore(latest, run.abstract_state)
+        _, state, meta = newest
         best_loss = float(meta.get("best_loss", float("inf")))
         acc_count = int(meta.get("epoch_count", 0))
         if acc_count:
             acc_sums = {k: jnp.float32(v) for k, v in meta["epoch_sums"].items()}
-        runlog.truncate_history(latest)
         if main:
             print(f"ccjax: resuming from step {latest} (epoch {latest // spe}) in {workdir}", flush=True)
 
@@ -95,6 +103,7 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
             )
 
     stop = StopRequest()
+    finished = False
     start = int(state.step)
     if main:
         print(
@@ -110,6 +119,8 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     try:
         for step, batch in run.batches.iterate(start, total_steps - start):
             state, metrics = run.train_step(state, batch)
+            ckpt.check()  # a failed asynchronous save is reported now, not at the next save
+            best_ckpt.check()
             acc_sums = metrics if acc_sums is None else jax.tree.map(jnp.add, acc_sums, metrics)
             acc_count += 1
             done = step + 1
@@ -135,7 +146,10 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
                 if epoch % config.checkpoint.every_epochs == 0 or epoch == config.num_epochs:
                     if np.isfinite(means["loss"]) and means["loss"] < best_loss:
                         best_loss = means["loss"]
-                        best_ckpt.save(done, state, {"step": done, "epoch": epoch, "loss": best_loss})
+                        # A kill between the best and the main save leaves the best one at this step:
+                        # the replay reaches the same state (bit-identical resume), so it is kept.
+                        if done not in best_ckpt.all_steps():
+                            best_ckpt.save(done, state, {"step": done, "epoch": epoch, "loss": best_loss})
                     save(done)
                 if stop_at_epoch is not None and epoch >= stop_at_epoch and done < total_steps:
                     stopped = done
@@ -146,11 +160,16 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
                 if ckpt.latest_step() != done:
                     save(done)
                 break
+        finished = True
     finally:
         bar.close()
         stop.restore()
-        ckpt.wait()
-        best_ckpt.wait()
+        for c in (ckpt, best_ckpt):
+            try:
+                c.wait()
+            except SaveFailed:
+                if finished:  # else the error already on its way says more
+                    raise
 
     if stopped is not None:
         ckpt.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -70,6 +71,7 @@ def test_predict_folder_skips_unreadable_files(run, tmp_path):
     r = predict(f"--workdir={workdir}", f"--out={out}", str(tmp_path / "images"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
+    assert not [l for l in r.stderr.splitlines() if re.match(r"I\d{4} ", l)], r.stderr  # no INFO logging
     for bad in names["bad"]:
         assert any(l.startswith("ccjax: skipped") and bad in l for l in r.stderr.splitlines()), (bad, r.stderr)
     assert "notes.txt" not in r.stderr + r.stdout
@@ -104,3 +106,14 @@ def test_predict_only_unreadable_files_exits_2(run, tmp_path):
     assert r.returncode == 2
     assert "bad.png" in r.stderr and "none of the 1 image files could be read" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_predict_out_folder_must_exist(run, tmp_path):
+    workdir, _ = run
+    image = tmp_path / "x.png"
+    Image.fromarray(digit_image(EXAMPLE)[..., 0], mode="L").save(image)
+    r = predict(f"--workdir={workdir}", f"--out={tmp_path / 'missing' / 'p.csv'}", str(image), timeout=120)
+    assert r.returncode == 2
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and "its folder does not exist" in lines[0], r.stderr
+    assert not (tmp_path / "missing").exists()

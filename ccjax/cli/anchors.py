@@ -8,7 +8,6 @@ The trainer does this itself when the cache is missing.
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
@@ -54,7 +53,6 @@ def main() -> None:
         print(f"ccjax: {anchors.shape[0]} anchors x {anchors.shape[1]} dims for {dataset_key(config, dataset)} "
               f"from {config.anchor.model} (norm mean {norms.mean():.3f}) in {npz_path}")
 
-    logging.getLogger("absl").setLevel(logging.WARNING)
     app.run(run, flags_parser=parse_flags_or_exit)
 
 

@@ -38,13 +38,15 @@ def run(argv, workdir: str | None, out_path: str | None, batch_size: int) -> Non
     paths = argv[1:]
     if not workdir or not paths:
         raise UserError("usage: python -m ccjax.predict --workdir=<run> IMAGE_OR_FOLDER [...]")
+    out = out_path or os.path.join(workdir, "predictions.csv")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):  # checked before any inference is done
+        raise UserError(f"--out={out}: its folder does not exist; create it or choose another path")
     probs, ok, skipped = predict_files(workdir, paths, batch_size)
     for f, why in skipped:
         print(f"ccjax: skipped {f}: {why}", file=sys.stderr)
     if not ok:
         raise UserError(f"none of the {len(skipped)} image files could be read; give PNG/JPEG/... images "
                         "that PIL can open")
-    out = out_path or os.path.join(workdir, "predictions.csv")
     write_predictions(out, probs, ok)
     k = probs.shape[1]
     counts = np.bincount(probs.argmax(1), minlength=k) if len(ok) else np.zeros(k, int)

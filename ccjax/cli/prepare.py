@@ -13,7 +13,6 @@ run the command again. Datasets and layouts: docs/datasets.md.
 
 from __future__ import annotations
 
-import logging
 
 import ml_collections
 from absl import app, flags
@@ -59,7 +58,6 @@ def run(argv) -> None:
 
 
 def main() -> None:
-    logging.getLogger("absl").setLevel(logging.WARNING)
     app.run(run, flags_parser=parse_flags_or_exit)
 
 

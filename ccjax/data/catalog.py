@@ -19,6 +19,7 @@ import dataclasses
 import glob
 import importlib.util
 import os
+import sys
 
 import tensorflow_datasets as tfds
 
@@ -252,6 +253,11 @@ def _open_local(name: str, cfg, data_dir: str) -> ImageDataset:
             raise _not_prepared(name, cfg, data_dir, cname)
         plan = _local_plan(name, cfg, data_dir)  # the files are at hand: prepare them now
         _build_local(plan, data_dir)
+        summary = builder_lib.read_summary(data_dir, cname)
+        if summary.get("num_skipped"):
+            path = builder_lib.prepared_path(data_dir, cname)
+            print(f"ccjax: prepared {summary['num_examples']} images of {name}; {summary['num_skipped']} files "
+                  f"skipped (listed in {path / builder_lib.REPORT_FILE})", file=sys.stderr, flush=True)
     with builder_lib.quiet_tfds():
         b = tfds.builder_from_directory(os.fspath(builder_lib.prepared_path(data_dir, cname)))
         labelled = "label" in b.info.features

@@ -91,7 +91,21 @@ def scan_folder(root: str, progress: bool = True) -> FolderScan:
             f"no readable images in {root} ({len(skipped)} files skipped); expected class "
             "sub-folders of images, or a flat folder of images"
         )
+    if class_names is not None:
+        class_names, files, skipped = _drop_empty_classes(class_names, files, skipped)
     return FolderScan(root, class_names, files, skipped, sizes)
+
+
+def _drop_empty_classes(class_names, files, skipped):
+    """Class folders without a readable image are left out (labels renumbered) and reported as skipped:
+    kept, they would add a class, and a cluster, that no image belongs to."""
+    used = sorted({label for _, label in files})
+    if len(used) == len(class_names):
+        return class_names, files, skipped
+    new_label = {old: new for new, old in enumerate(used)}
+    empty = [name for i, name in enumerate(class_names) if i not in new_label]
+    skipped = skipped + [(name + "/", "class folder without a readable image: left out") for name in empty]
+    return [class_names[i] for i in used], [(rel, new_label[label]) for rel, label in files], skipped
 
 
 def descend(root: str) -> str:

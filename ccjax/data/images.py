@@ -8,8 +8,9 @@ and reports them, nothing crashes.
 Conversions follow what the papers' reference pipelines (torchvision's
 `pil_loader`: `Image.open(f).convert("RGB")`) see: grayscale is replicated to
 three channels, CMYK goes through PIL's conversion, an alpha channel is
-dropped, palette images are expanded. 16-bit and float images (some TIFFs) are
-scaled to 0..255 first.
+dropped, palette images are expanded, an EXIF orientation tag is applied.
+16-bit and float images (some TIFFs) are scaled to 0..255 first. `load_image`
+decodes images from outside a dataset (prediction, attention maps) the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import io
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # PIL reads MAX_IMAGE_PIXELS at call time, so a user who raises it gets it.
 _RESAMPLE = Image.Resampling.BICUBIC
@@ -92,8 +93,10 @@ def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
     try:
         if size is not None and img.format == "JPEG":
             # DCT-domain downscaling: decodes at the smallest scale >= the target size.
-            img.draft("RGB", (size[1], size[0]))
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation: a 90-degree turn
+            img.draft("RGB", (size[0], size[1]) if turned else (size[1], size[0]))
         img.load()
+        img = ImageOps.exif_transpose(img)  # a camera's rotation tag applied, as viewers show the photo
         img = _to_rgb(img)
         if size is not None and (img.height, img.width) != tuple(size):
             img = img.resize((size[1], size[0]), _RESAMPLE)

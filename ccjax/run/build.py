@@ -5,6 +5,10 @@ inference builds less (ccjax/run/load.py).
 
 from __future__ import annotations
 
+import sys
+
+import jax
+
 from ccjax.data import open_dataset
 from ccjax.data.pipeline import TrainBatches
 from ccjax.errors import UserError
@@ -15,16 +19,30 @@ from ccjax.runtime.mesh import check_batch_size, make_mesh
 
 
 def resolve_num_clusters(config, dataset) -> int:
-    """config.dataset.num_clusters, or the dataset's number of classes when it is -1."""
+    """config.dataset.num_clusters, or the dataset's number of classes when it is -1; 2 <= K <= N.
+
+    A K above the batch size is allowed with a warning: the cluster loss sees
+    one batch's assignment columns, so most clusters are empty in every batch.
+    """
     k = config.dataset.num_clusters
-    if k > 0:
-        return int(k)
-    if dataset.num_classes is None:
-        raise UserError(
-            f"dataset {config.dataset.name!r} has no labels, so the number of clusters cannot be "
-            "inferred; set --config.dataset.num_clusters=K"
-        )
-    return int(dataset.num_classes)
+    if k <= 0:
+        if dataset.num_classes is None:
+            raise UserError(
+                f"dataset {config.dataset.name!r} has no labels, so the number of clusters cannot be "
+                "inferred; set --config.dataset.num_clusters=K"
+            )
+        k = dataset.num_classes
+    k = int(k)
+    if k < 2:
+        raise UserError(f"{k} cluster: clustering needs at least 2; set --config.dataset.num_clusters=K (K >= 2)")
+    if k > dataset.num_examples:
+        raise UserError(f"dataset.num_clusters={k} is more than the {dataset.num_examples} images of "
+                        f"{config.dataset.name!r}; set --config.dataset.num_clusters to at most {dataset.num_examples}")
+    if k > config.batch_size and jax.process_index() == 0:
+        print(f"ccjax: warning: {k} clusters but batches of {config.batch_size}: the cluster loss sees one batch, "
+              f"so most clusters are empty in each; raise --config.batch_size to at least {k}", file=sys.stderr,
+              flush=True)
+    return k
 
 
 def load_anchors(config, dataset, mesh):

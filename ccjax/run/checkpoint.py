@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
 import shutil
+import sys
 import time
 from typing import Any
 
@@ -47,27 +49,49 @@ class Checkpointer:
         return list(self.manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict, force: bool = True) -> None:
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            force=force,
-        )
+        """Starts an asynchronous save of `step`; a failure (now or of an earlier save) is a SaveFailed."""
+        self.check()
+        self._saving = step
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                force=force,
+            )
+        except Exception as e:  # noqa: BLE001 - disk full, permissions, any I/O failure
+            raise self._failed(e) from None
+
+    def check(self) -> None:
+        """Raises SaveFailed as soon as an asynchronous save has failed (cheap: call it every step)."""
+        try:
+            self.manager.check_for_errors()
+        except Exception as e:  # noqa: BLE001
+            raise self._failed(e) from None
+
+    def _failed(self, e: BaseException) -> "SaveFailed":
+        step = getattr(self, "_saving", None)
+        done = [s for s in self.all_steps() if s != step]
+        kept = f"the previous complete checkpoint (step {max(done)}) is kept" if done else "no complete checkpoint exists"
+        full = any(getattr(x, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(x)
+                   for x in _chain(e))
+        what = "the disk is full" if full else _why(e)
+        return SaveFailed(f"saving checkpoint step {step} in {self.directory} failed ({what}); {kept}; "
+                          "free space (or fix the folder's permissions), then run the same command to resume")
+
+    def _restore(self, step: int, state_args) -> tuple[Any, dict]:
+        out = self.manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+        meta = out.meta
+        if not isinstance(meta, dict):  # an empty or damaged meta item restores as None or garbage
+            raise ValueError(f"the bookkeeping item (meta) of step {step} is unreadable")
+        return out.state, dict(meta)
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """Restores `step` into arrays with the shardings of `abstract_state` (ShapeDtypeStructs)."""
         try:
-            out = self.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-                ),
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(
-                f"the checkpoint at step {step} in {self.directory} does not match this config's model "
-                f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); use a new --workdir"
-            ) from None
-        return out.state, dict(out.meta)
+            return self._restore(step, ocp.args.StandardRestore(abstract_state))
+        except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types
+            raise UserError(f"the checkpoint at step {step} in {self.directory} cannot be restored into this "
+                            f"config's model ({_why(e)}); use a new --workdir") from None
 
     def restore_subset(self, step: int, abstract_subset: dict) -> tuple[dict, dict]:
         """Restores only the train-state entries named in `abstract_subset` (e.g. step, params,
@@ -76,17 +100,57 @@ class Checkpointer:
         args = ocp.args.PyTreeRestore(item=abstract_subset,
                                       restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_subset),
                                       partial_restore=True)
-        try:
-            out = self.manager.restore(step, args=ocp.args.Composite(state=args, meta=ocp.args.JsonRestore()))
-        except (ValueError, KeyError, TypeError) as e:
+        state, meta = self._restore(step, args)
+        return dict(state), meta
+
+    def restore_newest(self, abstract: Any, subset: bool = False) -> tuple[int, Any, dict] | None:
+        """(step, state, meta) of the newest checkpoint that restores, or None when there is none.
+
+        A newer checkpoint that cannot be restored (truncated or missing data,
+        empty or missing metadata or manifest, unreadable files) while an older
+        one can is damaged: it is moved aside to `<step>.damaged-<time>` with one
+        warning line and the older one is used. When none restores, nothing is
+        moved and the one-line error says so (a changed config or damaged files).
+        `subset`: restore only the entries of `abstract` (restore_subset).
+        """
+        failures = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                _check_no_empty_files(os.path.join(self.directory, str(step)))
+                if subset:
+                    state, meta = self.restore_subset(step, abstract)
+                else:
+                    state, meta = self._restore(step, ocp.args.StandardRestore(abstract))
+            except Exception as e:  # noqa: BLE001 - any failure: try the previous step
+                _silence_closed_loop_callbacks()
+                failures.append((step, e))
+                continue
+            if failures and jax.process_index() == 0:
+                for bad, e in failures:
+                    target = f"{os.path.join(self.directory, str(bad))}.damaged-{int(time.time())}"
+                    os.replace(os.path.join(self.directory, str(bad)), target)
+                    print(f"ccjax: warning: checkpoint step {bad} in {self.directory} cannot be restored "
+                          f"({_why(e)}); moved it to {target}; using step {step}", file=sys.stderr,
+                          flush=True)
+            if failures:
+                self.manager.reload()
+            return step, state, meta
+        if failures:
+            step, e = failures[0]
             raise UserError(
-                f"the checkpoint at step {step} in {self.directory} does not match this run's model "
-                f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-            ) from None
-        return dict(out.state), dict(out.meta)
+                f"no checkpoint in {self.directory} can be restored into this config's model (newest, step "
+                f"{step}: {_why(e)}); if the config changed, use a new --workdir; if the files are damaged, "
+                "move them away"
+            )
+        return None
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        """Waits for the asynchronous saves; SaveFailed if one failed."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001
+            raise self._failed(e) from None
+        self.check()
 
     def reached_preemption(self, step: int) -> bool:
         """True on every process once a multi-process run has been told to stop (JAX's preemption sync)."""
@@ -95,9 +159,56 @@ class Checkpointer:
         return self.manager.reached_preemption(step)
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        self.wait()
         self.manager.close()
 
+
+
+class SaveFailed(UserError):
+    """A checkpoint could not be written (disk full, permission lost, any I/O failure)."""
+
+
+def _chain(e: BaseException):
+    """`e` and the exceptions it was raised from or during."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _why(e: BaseException) -> str:
+    """One short line naming an exception."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+
+
+def _silence_closed_loop_callbacks() -> None:
+    """After a failed restore, TensorStore's reads still in flight call back into Orbax's closed asyncio
+    loop, and each prints an 'Event loop is closed' traceback (through sys.unraisablehook) that says
+    nothing the warning line does not. Drop exactly those; every other unraisable error still prints."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_ccjax_filter", False):
+        return
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook._ccjax_filter = True
+    sys.unraisablehook = hook
+
+
+def _check_no_empty_files(step_dir: str) -> None:
+    """Raises ValueError naming an empty file in a step folder: every file Orbax writes has content,
+    and reading an empty manifest through TensorStore fails noisily (tracebacks from its threads)."""
+    for root, _, files in os.walk(step_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.getsize(path) == 0:
+                raise ValueError(f"{os.path.relpath(path, step_dir)} is empty")
 
 
 def is_complete(step_dir: str) -> bool:

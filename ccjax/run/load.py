@@ -52,18 +52,18 @@ class TrainedModel:
         return tuple(int(d) for d in self.info["image_shape"])
 
     def restore(self, subdir: str = CHECKPOINTS_DIR) -> Restored | None:
-        """The newest complete checkpoint in `workdir/subdir`, or None when it holds none."""
+        """The newest checkpoint in `workdir/subdir` that restores, or None when it holds none."""
         directory = os.path.join(self.workdir, subdir)
         if not os.path.isdir(directory):
             return None
         ck = Checkpointer(directory, keep=1)
         try:
-            step = ck.latest_step()
-            if step is None:
-                return None
-            state, meta = ck.restore_subset(step, self.abstract)
+            newest = ck.restore_newest(self.abstract, subset=True)  # damaged newer steps are set aside
         finally:
             ck.close()
+        if newest is None:
+            return None
+        _, state, meta = newest
         return Restored({"params": state["params"], **state["model_state"]}, int(state["step"]), meta)
 
     def restore_latest(self) -> Restored:

@@ -10,7 +10,8 @@ import os
 
 import jax
 
-from ccjax.run.rundir import HISTORY, TENSORBOARD_DIR
+from ccjax.errors import UserError
+from ccjax.run.rundir import HISTORY, TENSORBOARD_DIR, write_atomic
 
 
 class RunLog:
@@ -39,19 +40,28 @@ class RunLog:
         """Appends one JSON record (one per epoch) to history.jsonl."""
         if not self.enabled:
             return
-        with open(self._history, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self._history, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write {self._history} ({e.strerror or e}); free space or fix the folder's "
+                            "permissions, then run the same command to resume") from None
 
     def truncate_history(self, after_step: int) -> None:
-        """On resume: drop records written after the checkpoint we resume from."""
+        """At the start of a launch: keep only the records up to `after_step`, the step it resumes
+        from (0: none), so no epoch is logged twice; a torn line (a kill mid-write) is dropped."""
         if not self.enabled or not os.path.exists(self._history):
             return
+        keep = []
         with open(self._history) as f:
-            keep = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= after_step]
-        tmp = self._history + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(keep)
-        os.replace(tmp, self._history)
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # torn or empty line
+                    continue
+                if isinstance(record, dict) and record.get("step", 0) <= after_step:
+                    keep.append(json.dumps(record) + "\n")
+        write_atomic(self._history, lambda f: f.write("".join(keep).encode()))
 
     def close(self) -> None:
         if self._tb is not None:

@@ -16,6 +16,8 @@ runs, so it is refused; fields that only change bookkeeping may differ.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -107,6 +109,51 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], object]) -> None:
 def write_json_atomic(path: str, obj) -> None:
     """Writes `obj` as indented, key-sorted JSON, atomically (see write_atomic)."""
     write_atomic(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
+
+
+@contextlib.contextmanager
+def lock(workdir: str):
+    """Holds an exclusive lock on `workdir` for a training run (process 0; others pass through).
+
+    A second launch on the same workdir gets one line naming the process that
+    holds it and touches nothing. The lock is an OS lock (flock) on the folder
+    itself, so no file is created and it goes away with the process, however it
+    ends: a killed run never leaves a stale lock.
+    """
+    if jax.process_index() != 0:
+        yield
+        return
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = os.open(workdir, os.O_RDONLY)
+    except OSError as e:
+        raise UserError(
+            f"cannot write to workdir {workdir!r} ({e.strerror or e}); pass --workdir=<a writable folder>"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UserError(f"workdir {workdir!r} is in use by {_lock_holder(fd)} (a run is training there); "
+                            "wait for it to end, or use another --workdir") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> str:
+    """'process <pid>' of the flock holder of `fd`'s file (from /proc/locks on Linux), else 'another process'."""
+    st = os.fstat(fd)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if "FLOCK" in parts and len(parts) >= 6 and parts[5] == dev:
+                    return f"process {parts[4]}"
+    except OSError:
+        pass
+    return "another process"
 
 
 def create(workdir: str, config) -> None:
