@@ -90,7 +90,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.model.vit = ml_collections.ConfigDict()
     c.model.vit.embed_dim = 512
     c.model.vit.depth = 8
-    c.model.vit.num_heads = 16
+    c.model.vit.num_heads = 8
     c.model.vit.patch_size = 16
     c.model.vit.mlp_ratio = 4.0
     c.model.vit.num_fusing_blocks = 0  # N: 0 = VTCC
@@ -113,6 +113,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.gecc.lambda_instance = 1.0
     c.gecc.lambda_cluster = 1.0
     c.gecc.schedule_stages = 10  # t = 0.1 * (epoch // (E / stages) + 1)
+    # Where CDSM/DSU act ("after each convolution block", read two ways; docs/gecc.md):
+    # stages (after each backbone stage) | stem_and_stages (also after the stem, as DSU's own code)
+    c.gecc.positions = "stages"
 
     c.augment = augment_config()
     c.augment2 = augment_overrides_config()
@@ -193,7 +196,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def vit_paper_config(method: str, dataset: str, stored_size: int = 0) -> ml_collections.ConfigDict:
     """The MFAVBs-CC paper's settings (Sec. 4.1) for `method` 'mfavbs' or its baseline 'vtcc'.
 
-    ViT-small with ConvStem at 224x224, N = 4 fusing blocks and the CLIP anchor
+    ViT-small (E = 512, 8 blocks, 8 heads) with ConvStem at 224x224, N = 4 fusing blocks and the CLIP anchor
     for MFAVBs-CC, N = 0 and no anchor for VTCC; `stored_size` is the size the
     dataset is prepared at (0 = native). Used by configs/{mfavbs,vtcc}_<dataset>.py.
     """
@@ -212,11 +215,11 @@ def vit_paper_config(method: str, dataset: str, stored_size: int = 0) -> ml_coll
     c.loss.instance_temperature = 0.5
     c.loss.cluster_temperature = 1.0
     c.model.feature_dim = 128
-    # ViT-small of the paper: E = 512 (= CLIP's dimension), 8 blocks, 16 heads, ConvStem patch 16 at 224.
+    # ViT-small of the paper: E = 512 (= CLIP's dimension), 8 blocks, 8 heads, ConvStem patch 16 at 224.
     c.model.backbone = "vit"
     c.model.vit.embed_dim = 512
     c.model.vit.depth = 8
-    c.model.vit.num_heads = 16
+    c.model.vit.num_heads = 8  # Sec. 4.5: "h=8 heads" (the paper's only head count)
     c.model.vit.patch_size = 16
     c.model.vit.mlp_ratio = 4.0
     c.model.vit.num_fusing_blocks = 4 if method == "mfavbs" else 0  # N; 0 is VTCC

@@ -2,6 +2,8 @@
 
 ResNet-34, 224x224, batch 256, Adam 3e-4,
 1000 epochs, tau_I 0.5, tau_C 1.0, instance dim 128; 19,500 images, 15 clusters.
+Gaussian blur on (CC leaves it out only for the small-image datasets; its code:
+p 0.5, sigma in [0.1, 2]).
 Needs the ImageNet-Dogs subset prepared once from a manual ImageNet download:
 `python -m ccjax.prepare --dataset=imagenet_dogs --manual_dir=<imagenet train dir>`.
 """
@@ -18,4 +20,6 @@ def get_config():
     c.model.backbone = "resnet34"
     c.model.stem = "imagenet"
     c.augment.image_size = 224
+    c.augment.blur_p = 0.5
+    c.augment.blur_sigma = (0.1, 2.0)
     return c

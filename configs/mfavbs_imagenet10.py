@@ -1,6 +1,6 @@
 """MFAVBs-CC (Wang et al.) on ImageNet-10 with the paper's settings.
 
-ViT-small (E = 512, 8 blocks, 16 heads, ConvStem patch 16 at 224x224) with
+ViT-small (E = 512, 8 blocks, 8 heads, ConvStem patch 16 at 224x224) with
 N = 4 fusing-augmenting blocks (blocks 2, 4, 6, 8 run on the two branches'
 tokens concatenated, [B, 396, E]); the frozen openai/clip-vit-base-patch32
 image embedding of each un-augmented image as an extra token (T = 198), whose

@@ -1,7 +1,7 @@
 """VTCC (Ling et al. 2022) on AID: the MFAVBs-CC paper's baseline (its Table 4 row "VTCC").
 
 The MFAVBs-CC paper's ViT-small with N = 0 fusing blocks and no CLIP anchor:
-ConvStem + 8 pre-norm blocks, E = 512, 16 heads, patch 16 at 224x224, VTCC's
+ConvStem + 8 pre-norm blocks, E = 512, 8 heads, patch 16 at 224x224, VTCC's
 projectors (hidden 4E); CC's objective (tau_I 0.5, tau_C 1.0, feature dim
 128); batch 128, Adam 3e-4, 500 epochs; 10,000 images, 30 clusters.
 (VTCC's own code used E = 384 with 12 heads: --config.model.vit.embed_dim=384

@@ -231,3 +231,75 @@ def test_cdsm_on_a_4_device_mesh_equals_unsharded():
     # and both equal the numpy oracle on the global batch
     ref = np_cdsm(x, LABELS, K, np.asarray(ds.statistics_noise(jax.random.split(jax.random.fold_in(key, 2))[1], x), np.float64))
     np.testing.assert_allclose(sharded, ref, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- pseudo labels and positions
+
+
+def test_each_samples_shift_follows_its_own_clusters_spread():
+    """Eqs. 3-5: the shifted per-sample mean is mu_b + eps_b * Sigma_mu(cluster of b), with Sigma_mu the
+    std over that cluster's members only. Cluster 0's members have nearly equal means, cluster 1's very
+    different ones, so the labels CDSM is given decide every sample's shift (oracle: numpy stds here)."""
+    rng = np.random.default_rng(3)
+    b, u = 12, 3
+    labels = np.array([0, 1] * (b // 2))
+    offsets = np.where(labels[:, None] == 0, rng.normal(0, 0.01, (b, u)), rng.normal(0, 3.0, (b, u)))
+    x = 0.05 * rng.normal(size=(b, 5, 5, u)) + offsets[:, None, None, :]
+    noise = np.stack([rng.normal(size=(b, u)), np.zeros((b, u))])  # only eps_mu: the spread of beta
+    out = np.asarray(ds.cdsm_with_noise(jnp.asarray(x, jnp.float32), jnp.asarray(labels), 2,
+                                        jnp.asarray(noise, jnp.float32)))
+    mu = x.mean(axis=(1, 2))  # [B, U]
+    sigma_mu = np.stack([mu[labels == k].std(axis=0) for k in (0, 1)])  # [K, U], population std
+    want = mu + noise[0] * sigma_mu[labels]
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), want, rtol=1e-4, atol=1e-4)
+    shift = np.abs(out.mean(axis=(1, 2)) - mu).mean(axis=1)
+    assert shift[labels == 0].max() < 0.1 < shift[labels == 1].mean()  # small for the tight cluster
+    # The same batch with one cluster (DSU) or another partition (first half / second half) shifts otherwise.
+    dsu = np.asarray(ds.dsu_with_noise(jnp.asarray(x, jnp.float32), jnp.asarray(noise, jnp.float32)))
+    one = np.asarray(ds.cdsm_with_noise(jnp.asarray(x, jnp.float32), jnp.zeros(b, jnp.int32), 1,
+                                        jnp.asarray(noise, jnp.float32)))
+    np.testing.assert_allclose(one, dsu, rtol=1e-5, atol=1e-5)  # one cluster is DSU
+    assert np.abs(out - dsu).max() > 0.5  # real labels are not DSU
+    halves = (np.arange(b) >= b // 2).astype(np.int32)
+    wrong = np.asarray(ds.cdsm_with_noise(jnp.asarray(x, jnp.float32), jnp.asarray(halves), 2,
+                                          jnp.asarray(noise, jnp.float32)))
+    assert np.abs(wrong - out).max() > 0.5
+
+
+def test_positions_switch_decides_whether_the_stem_is_shifted():
+    from ccjax.models.layers import STEM_LAYER
+
+    x = jnp.asarray(features((8, 3, 4, 6), seed=12))
+    key = jax.random.key(0)
+    for positions in ds.POSITIONS:
+        for hook in (ds.make_cdsm_hook(jnp.asarray(LABELS), K, key, 1.0, positions),
+                     ds.make_dsu_hook(key, 1.0, positions)):
+            stem_moved = np.abs(np.asarray(hook(x, STEM_LAYER)) - np.asarray(x)).max() > 1e-2
+            assert stem_moved == (positions == "stem_and_stages")
+            assert np.abs(np.asarray(hook(x, 0)) - np.asarray(x)).max() > 1e-2
+    with pytest.raises(ValueError, match="positions"):
+        ds.make_dsu_hook(key, 1.0, "everywhere")
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "vit"])
+def test_backbones_offer_the_stem_then_every_stage_to_the_hook(backbone):
+    from ccjax.config import get_base_config
+    from ccjax.models import build_model
+    from ccjax.models.layers import STEM_LAYER
+
+    c = get_base_config()
+    c.model.backbone = backbone
+    c.model.stem = "small"
+    c.model.vit.embed_dim, c.model.vit.depth, c.model.vit.num_heads, c.model.vit.patch_size = 8, 3, 2, 4
+    model = build_model(c, 3)
+    x = jnp.zeros((2, 8, 8, 3))
+    seen = []
+
+    def hook(features, layer):
+        seen.append(layer)
+        return features
+
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), [x], train=False))
+    jax.eval_shape(lambda v: model.apply(v, [x], train=False, shift_hook=hook), variables)
+    stages = 4 if backbone == "resnet18" else 3
+    assert seen == [STEM_LAYER, *range(stages)]

@@ -8,8 +8,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# hook(features, layer_index) -> features, applied by a backbone after each stage/block
-# (GeCC's CDSM and DSU are such hooks; no backbone knows which one it is given).
+# hook(features, layer_index) -> features, applied by a backbone after its stem (layer_index
+# STEM_LAYER) and after each stage/block (0, 1, ...). GeCC's CDSM and DSU are such hooks; no
+# backbone knows which one it is given, and the hook decides which positions it acts at.
+STEM_LAYER = -1
 ShiftHook = Callable[[jax.Array, int], jax.Array]
 
 BN_MOMENTUM = 0.9  # flax convention: ra = m * ra + (1 - m) * batch; torch momentum 0.1

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ccjax.errors import UserError
-from ccjax.models.layers import ShiftHook, batch_norm, conv
+from ccjax.models.layers import STEM_LAYER, ShiftHook, batch_norm, conv
 
 STEMS = ("imagenet", "small")
 
@@ -92,7 +92,8 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, shift_hook: ShiftHook | None = None) -> jax.Array:
-        """`shift_hook(features [B, H, W, C], stage)` is applied after each stage (0..3) when given."""
+        """`shift_hook(features [B, H, W, C], layer)` is applied after the stem (layer STEM_LAYER) and
+        after each stage (0..3) when given."""
         x = x.astype(self.dtype)
         if self.stem == "imagenet":
             x = conv(64, 7, 2, self.dtype, "conv1")(x)  # [B, S/2, S/2, 64]
@@ -103,6 +104,8 @@ class ResNet(nn.Module):
             x = nn.relu(batch_norm(train, self.dtype, "bn1")(x))
         else:
             raise UserError(f"unknown model.stem {self.stem!r}; set --config.model.stem to one of {', '.join(STEMS)}")
+        if shift_hook is not None:
+            x = shift_hook(x, STEM_LAYER).astype(self.dtype)
         for i, num_blocks in enumerate(self.stage_sizes):
             width = 64 * 2**i
             for j in range(num_blocks):

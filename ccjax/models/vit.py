@@ -39,7 +39,7 @@ import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.models.heads import l2_normalize, linear_bias_init, linear_kernel_init
-from ccjax.models.layers import ShiftHook, batch_norm
+from ccjax.models.layers import STEM_LAYER, ShiftHook, batch_norm
 
 FUSIONS = ("tokens", "none")
 LN_EPS = 1e-6
@@ -222,6 +222,8 @@ class FusingViT(nn.Module):
         x = tokens
         t = x.shape[1]
         assert t == p + 1 + int(self.use_anchor)
+        if shift_hook is not None:  # the embedded tokens: the ViT's "stem" position
+            x = self._apply_hook(shift_hook, x, STEM_LAYER, num_views)
 
         for i in range(self.depth):
             block = Block(self.num_heads, self.mlp_ratio, self.dtype, name=f"block{i}")

@@ -28,7 +28,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from ccjax.models.layers import ShiftHook
+from ccjax.models.layers import STEM_LAYER, ShiftHook
 
 STD_EPS = 1e-6  # inside the sqrt of the per-sample variance (Eq. 1), as DSU's code
 
@@ -159,23 +159,36 @@ def probability_schedule(epoch: jax.Array, num_epochs: int, stages: int = 10) ->
     return jnp.minimum(stage, stages).astype(jnp.float32) / stages
 
 
-def _random_hook(shift: Callable[[jax.Array, jax.Array], jax.Array], rng: jax.Array, probability) -> ShiftHook:
+POSITIONS = ("stages", "stem_and_stages")
+
+
+def _random_hook(shift: Callable[[jax.Array, jax.Array], jax.Array], rng: jax.Array, probability,
+                 positions: str = "stages") -> ShiftHook:
     """hook(features, layer) that applies `shift(features, key)` to the whole batch with prob. t.
 
     One Bernoulli(t) draw per layer per call (DSU's module draws once per
     forward), from a key folded with the layer index, so every layer has its
-    own coin and noise.
+    own coin and noise. `positions`: 'stages' acts after each backbone stage
+    only; 'stem_and_stages' also after the stem (layer STEM_LAYER), as DSU's
+    own ResNet code does (docs/gecc.md, "Where CDSM acts").
     """
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
 
     def hook(features: jax.Array, layer_index: int) -> jax.Array:
-        k_coin, k_shift = jax.random.split(jax.random.fold_in(rng, layer_index))
+        stem = isinstance(layer_index, int) and layer_index == STEM_LAYER
+        if stem and positions == "stages":
+            return features
+        index = 2**31 - 1 if stem else layer_index  # fold_in takes non-negative data
+        k_coin, k_shift = jax.random.split(jax.random.fold_in(rng, index))
         active = jax.random.bernoulli(k_coin, probability)
         return jnp.where(active, shift(features, k_shift), features)
 
     return hook
 
 
-def make_cdsm_hook(labels: jax.Array, num_clusters: int, rng: jax.Array, probability) -> ShiftHook:
+def make_cdsm_hook(labels: jax.Array, num_clusters: int, rng: jax.Array, probability,
+                   positions: str = "stages") -> ShiftHook:
     """The backbone shift hook for GeCC's reference view: CDSM at each layer with prob. `probability`."""
     labels = jax.lax.stop_gradient(labels)
 
@@ -184,9 +197,9 @@ def make_cdsm_hook(labels: jax.Array, num_clusters: int, rng: jax.Array, probabi
             raise ValueError(f"CDSM hook got {features.shape[0]} samples for {labels.shape[0]} pseudo labels")
         return cdsm(features, labels, num_clusters, key)
 
-    return _random_hook(shift, rng, probability)
+    return _random_hook(shift, rng, probability, positions)
 
 
-def make_dsu_hook(rng: jax.Array, probability) -> ShiftHook:
+def make_dsu_hook(rng: jax.Array, probability, positions: str = "stages") -> ShiftHook:
     """The backbone shift hook for the 'w DSU' ablation: DSU at each layer with prob. `probability`."""
-    return _random_hook(dsu, rng, probability)
+    return _random_hook(dsu, rng, probability, positions)

@@ -2,9 +2,10 @@
 
 View 1 (`config.augment`) and view 2 (`config.augment2`) go through the shared
 model as in CC. The reference view d is, by `config.gecc.reference`:
-  cdsm  x1 through the model again with CDSM after every backbone stage, each
-        active with probability t (Alg. 1), pseudo labels = argmax of view 1's
-        cluster head (constants);
+  cdsm  x1 through the model again with CDSM after every backbone stage (and
+        after the stem with gecc.positions='stem_and_stages'), each active with
+        probability t (Alg. 1), pseudo labels = argmax of view 1's cluster head
+        (constants);
   dsu   the same with DSU (one statistic for the whole batch): 'w DSU';
   aug   a third random augmentation with `config.augment`, no shift: 'w Aug'.
 The weights by `config.gecc.weights`: both (W_z and W_c), none ('w/o W'),
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 
 from ccjax.augment import augment_batch
 from ccjax.config import view_augment_config
-from ccjax.methods.gecc.domain_shift import make_cdsm_hook, make_dsu_hook, probability_schedule
+from ccjax.methods.gecc.domain_shift import POSITIONS, make_cdsm_hook, make_dsu_hook, probability_schedule
 from ccjax.errors import UserError
 from ccjax.methods.gecc.losses import distribution_attention_weights, domain_attention_weights, gecc_losses
 from ccjax.methods.cc import two_views
@@ -36,6 +37,9 @@ def check_config(config) -> None:
         raise UserError(f"unknown gecc.reference {g.reference!r}; set --config.gecc.reference to one of {', '.join(REFERENCES)}")
     if g.weights not in WEIGHTS:
         raise UserError(f"unknown gecc.weights {g.weights!r}; set --config.gecc.weights to one of {', '.join(WEIGHTS)}")
+    if g.positions not in POSITIONS:
+        raise UserError(f"unknown gecc.positions {g.positions!r}; set --config.gecc.positions to one of "
+                        f"{', '.join(POSITIONS)}")
     if g.schedule_stages < 1:
         raise UserError(f"gecc.schedule_stages must be >= 1, got {g.schedule_stages}; set --config.gecc.schedule_stages=10")
 
@@ -53,9 +57,9 @@ def reference_view(params, model_state, *, model, config, images, x1, c1, anchor
         xd = x1
         if reference == "cdsm":
             labels = jax.lax.stop_gradient(jnp.argmax(c1, axis=-1))  # [B] pseudo labels
-            hook = make_cdsm_hook(labels, c1.shape[-1], rng, probability)
+            hook = make_cdsm_hook(labels, c1.shape[-1], rng, probability, config.gecc.positions)
         else:
-            hook = make_dsu_hook(rng, probability)
+            hook = make_dsu_hook(rng, probability, config.gecc.positions)
     # One view: a fusing ViT feeds it to both branches and returns branch a.
     outs, new_state = model.apply(
         {"params": params, **model_state}, [xd], anchors, train=True, shift_hook=hook, mutable=list(model_state)

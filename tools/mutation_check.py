@@ -1,0 +1,165 @@
+"""Mutation check: do the tests catch a one-line change in the equation modules?
+
+    python tools/mutation_check.py                      # every mutant of every target (slow: see docs/testing.md)
+    python tools/mutation_check.py --target gecc --max 40   # one target, at most 40 mutants (spread evenly)
+    python tools/mutation_check.py --list               # only list the mutants
+
+For each target module it generates single-line mutants with a fixed set of operators (arithmetic
+and comparison flips, axis swaps, min/max and sum/mean swaps, dropped transposes, constant changes
+and swaps of the view variables), applies one at a time, runs that module's fast tests in a fresh
+process (stopping at the first failure), restores the file, and reports the kill rate and every
+surviving mutant (file:line, before -> after). A survivor is either a missing assertion or an
+equivalent mutant (one that cannot change behaviour): read each one. It works on a copy of the
+checkout in a temporary folder, so the working tree is never touched. Not run in CI: it takes
+long (docs/testing.md has the last figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# target -> (module files, the fast tests that must catch their mutants)
+TARGETS = {
+    "contrastive": (["ccjax/methods/contrastive.py", "ccjax/methods/cc.py"],
+                    ["tests/test_losses.py", "tests/test_gecc_losses.py"]),
+    "gecc": (["ccjax/methods/gecc/losses.py", "ccjax/methods/gecc/objective.py"],
+             ["tests/test_gecc_losses.py", "tests/test_gecc_oracle.py", "tests/test_gecc_train.py"]),
+    "cdsm": (["ccjax/methods/gecc/domain_shift.py"], ["tests/test_domain_shift.py", "tests/test_gecc_oracle.py"]),
+    "favb": (["ccjax/models/vit.py"], ["tests/test_vit_oracle.py", "tests/test_vit.py"]),
+}
+
+# (name, pattern, replacement): applied to the first match on a code line.
+OPERATORS = [
+    ("+ -> -", r" \+ ", " - "), ("- -> +", r" - ", " + "), ("* -> /", r" \* ", " / "), ("/ -> *", r" / ", " * "),
+    ("== -> !=", r"==", "!="), ("!= -> ==", r"!=", "=="), ("< -> <=", r"(?<![<=])<(?![<=])", "<="),
+    ("> -> >=", r"(?<![>=-])>(?![>=])", ">="), ("<= -> <", r"<=", "<"), (">= -> >", r">=", ">"),
+    ("axis 0 -> 1", r"axis=0\b", "axis=1"), ("axis 1 -> 0", r"axis=1\b", "axis=0"),
+    ("axis -1 -> 0", r"axis=-1\b", "axis=0"), ("max -> min", r"\bjnp\.max\(", "jnp.min("),
+    ("min -> max", r"\bjnp\.minimum\(", "jnp.maximum("), ("maximum -> minimum", r"\bjnp\.maximum\(", "jnp.minimum("),
+    ("sum -> mean", r"\.sum\(", ".mean("), ("mean -> sum", r"\bjnp\.mean\(", "jnp.sum("),
+    ("drop .T", r"\.T\b", ""), ("1.0 -> 2.0", r"\b1\.0\b", "2.0"), ("0.5 -> 1.0", r"\b0\.5\b", "1.0"),
+    ("True -> False", r"\bTrue\b", "False"), ("False -> True", r"\bFalse\b", "True"),
+    ("+ 1 -> + 2", r"\+ 1\b", "+ 2"), ("- 1 -> - 2", r"- 1\b", "- 2"), ("2 * -> 1 *", r"\b2 \* ", "1 * "),
+    ("o1 -> o2", r"\bo1\[", "o2["), ("o2 -> od", r"\bo2\[", "od["), ("od -> o2", r"\bod\[", "o2["),
+    ("z2 -> zd", r"\bz2\b", "zd"), ("zd -> z2", r"\bzd\b", "z2"), ("c2 -> cd", r"\bc2\b", "cd"),
+    ("cd -> c2", r"\bcd\b", "c2"), ("c1 -> c2", r"\bc1\b", "c2"), ("x1 -> x2", r"\bx1\b", "x2"),
+    ("s_ab.T -> s_ab", r"s_ab\.T", "s_ab"), ("loss_a -> loss_b", r"\bloss_a\b", "loss_b"),
+    ("diag -> 0", r"jnp\.diagonal\(w\)", "w[0]"), ("a -> b (pair)", r"\(cols\[0\], cols\[2\]", "(cols[0], cols[1]"),
+    ("stop_gradient off", r"jax\.lax\.stop_gradient\(", "("),
+]
+
+
+def code_lines(path: str) -> list[tuple[int, str]]:
+    """(line number, text) of the code lines: docstrings, comments, blank lines, imports left out."""
+    out, in_doc = [], False
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            stripped = line.strip()
+            quotes = stripped.count('"""') + stripped.count("'''")
+            if in_doc:
+                if quotes % 2 == 1:
+                    in_doc = False
+                continue
+            if stripped.startswith(('"""', "'''")):
+                if quotes == 1:
+                    in_doc = True
+                continue
+            if not stripped or stripped.startswith(("#", "import ", "from ", "raise ", "@")):
+                continue
+            out.append((n, line))
+    return out
+
+
+def mutants(path: str) -> list[tuple[int, str, str, str]]:
+    """(line number, operator, original line, mutated line) for every operator that applies to a code line."""
+    found = []
+    for n, line in code_lines(path):
+        code, hash_, comment = line.partition("  #")
+        if re.search(r"UserError|ValueError|f\"|print\(", code):
+            continue  # messages and checks of bad input are not equations
+        for name, pattern, repl in OPERATORS:
+            new_code, count = re.subn(pattern, repl, code, count=1)
+            if count and new_code != code:
+                found.append((n, name, line, new_code + hash_ + comment))
+    return found
+
+
+def run_tests(root: str, tests: list[str], timeout: int) -> bool:
+    """True when the tests fail (the mutant is killed)."""
+    env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", JAX_PLATFORMS="cpu", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    try:
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                           cwd=root, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return True  # a mutant that hangs the tests is caught
+    return r.returncode != 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", action="append", choices=sorted(TARGETS), help="default: all")
+    ap.add_argument("--max", type=int, default=0, help="at most this many mutants per target, spread evenly")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per test run")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="ccjax-mutants-")
+    try:
+        shutil.copytree(ROOT, os.path.join(work, "repo"), ignore=shutil.ignore_patterns(
+            ".git", "runs", "__pycache__", "*.egg-info", ".pytest_cache"))
+        check(os.path.join(work, "repo"), args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check(root: str, args) -> None:
+    total = killed = 0
+    survivors = []
+    for target in args.target or sorted(TARGETS):
+        files, tests = TARGETS[target]
+        todo = [(f, *m) for f in files for m in mutants(os.path.join(root, f))]
+        if args.max and len(todo) > args.max:
+            step = len(todo) / args.max
+            todo = [todo[int(i * step)] for i in range(args.max)]
+        print(f"{target}: {len(todo)} mutants, tests {' '.join(tests)}", flush=True)
+        for f, n, name, before, after in todo:
+            if args.list:
+                print(f"  {f}:{n} [{name}] {before.strip()}  ->  {after.strip()}")
+                continue
+            path = os.path.join(root, f)
+            with open(path) as fh:
+                original = fh.read()
+            lines = original.splitlines(keepends=True)
+            lines[n - 1] = after
+            t0 = time.time()
+            try:
+                with open(path, "w") as fh:
+                    fh.write("".join(lines))
+                dead = run_tests(root, tests, args.timeout)
+            finally:
+                with open(path, "w") as fh:
+                    fh.write(original)
+            total += 1
+            killed += dead
+            status = "killed" if dead else "SURVIVED"
+            print(f"  {status:8s} {f}:{n} [{name}] ({time.time() - t0:.0f} s)", flush=True)
+            if not dead:
+                survivors.append(f"{f}:{n} [{name}] {before.strip()}  ->  {after.strip()}")
+    if args.list:
+        return
+    print(f"\nkill rate: {killed}/{total} = {100 * killed / max(total, 1):.1f} %")
+    for s in survivors:
+        print(f"  survived: {s}")
+
+
+if __name__ == "__main__":
+    main()
