@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ccjax.config import validate
 from ccjax.errors import UserError
 from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
-from ccjax.eval.evaluation import evaluate_run, summary_line
+from ccjax.eval.evaluation import evaluate_run, print_summary
 from ccjax.run import rundir
 from ccjax.run.build import TrainingRun
 from ccjax.run.checkpoint import Checkpointer, SaveFailed
@@ -192,7 +192,7 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
     last = Restored(_variables(state), int(state.step), {})
     result = evaluate_run(trained, run.dataset, run.anchors, last, progress=config.progress_bar)
     if main:
-        print(summary_line(result), flush=True)
+        print_summary(result)
         print(f"ccjax: metrics, report and checkpoints are in {workdir}", flush=True)
     return result
 

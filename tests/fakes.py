@@ -29,3 +29,46 @@ def blob_images(n: int = 64, size: int = 8, channels: int = 1, classes: int = 4,
         r, c = divmod(int(y) % 4, 2)
         imgs[i, r * half:(r + 1) * half, c * half:(c + 1) * half] += 180
     return imgs, labels
+
+
+SHAPES = ("circle", "square", "triangle", "cross")
+PALETTE = ((230, 40, 40), (40, 200, 60), (50, 80, 230), (230, 210, 40))  # red, green, blue, yellow
+
+
+def shape_image(shape: str, colour, size: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [size, size, 3]: one filled shape of `colour` (jittered position and scale) on a dark background."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cy, cx = rng.uniform(0.4, 0.6, 2) * size
+    r = rng.uniform(0.25, 0.35) * size
+    dy, dx = yy - cy, xx - cx
+    if shape == "circle":
+        mask = dy**2 + dx**2 <= r**2
+    elif shape == "square":
+        mask = (np.abs(dy) <= r * 0.8) & (np.abs(dx) <= r * 0.8)
+    elif shape == "triangle":
+        mask = (dy <= r * 0.7) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
+    else:  # cross
+        mask = ((np.abs(dy) <= r * 0.25) | (np.abs(dx) <= r * 0.25)) & (np.abs(dy) <= r) & (np.abs(dx) <= r)
+    img = rng.integers(0, 30, (size, size, 3)).astype(np.uint8)
+    img[mask] = np.asarray(colour, np.uint8)
+    return img
+
+
+def shapes_folder(root, per_class: int, size: int = 16, labelled: bool = True, seed: int = 0) -> list:
+    """Writes PNGs of the four SHAPES, each in a colour drawn at random from PALETTE (independent of the
+    shape): class sub-folders if `labelled`, else one flat folder. Returns [(path, shape, colour index)]."""
+    import os
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for shape in SHAPES:
+        folder = os.path.join(root, shape) if labelled else root
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            c = int(rng.integers(len(PALETTE)))
+            path = os.path.join(folder, f"{shape}_{i:04d}.png")
+            Image.fromarray(shape_image(shape, PALETTE[c], size, rng)).save(path)
+            out.append((path, shape, c))
+    return out

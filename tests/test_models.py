@@ -17,6 +17,7 @@ import pytest
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from ccjax.models import build_model, count_params
+from ccjax.models.layers import STEM_LAYER
 from ccjax.models.resnet import BasicBlock, Bottleneck
 
 K = 7  # clusters
@@ -210,11 +211,13 @@ def test_resnet18_outputs_and_hook(stem, size, stage_sides):
 
     apply = jax.jit(apply)
     (out,), state = apply(variables, x, 1.0)
-    assert calls == [(i, (b, s, s, 64 * 2**i)) for i, s in enumerate(stage_sides)]  # once per stage, traced once
+    # After the stem (STEM_LAYER, the stem's output: stage 0's shape), then once per stage, traced once.
+    stem = (STEM_LAYER, (b, stage_sides[0], stage_sides[0], 64))
+    assert calls == [stem] + [(i, (b, s, s, 64 * 2**i)) for i, s in enumerate(stage_sides)]
     check_outputs(out, b, 512)
     assert set(state) == {"batch_stats"}
     (zeroed,), _ = apply(variables, x, 0.0)
-    assert len(calls) == 4  # no retrace
+    assert len(calls) == 5  # no retrace
     np.testing.assert_array_equal(np.asarray(zeroed["h"]), 0.0)  # the hook acts before pooling
     assert not np.allclose(np.asarray(zeroed["z"]), np.asarray(out["z"]), atol=1e-3)
 
@@ -236,7 +239,8 @@ def test_deeper_resnets_shapes(backbone, f):
     )
     expansion = f // 512
     sides = (8, 4, 2, 1)  # 32 -> stem /4 -> stages /1 /2 /2 /2
-    assert calls == [(i, (b, s, s, 64 * 2**i * expansion)) for i, s in enumerate(sides)] * 2
+    per_view = [(STEM_LAYER, (b, 8, 8, 64))] + [(i, (b, s, s, 64 * 2**i * expansion)) for i, s in enumerate(sides)]
+    assert calls == per_view * 2
     assert len(outs) == 2
     for o in outs:
         assert o["z"].shape == (b, D) and o["c"].shape == (b, K) and o["h"].shape == (b, f)

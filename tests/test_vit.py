@@ -13,6 +13,7 @@ from scipy.special import erf
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from ccjax.models import build_model
+from ccjax.models.layers import STEM_LAYER
 from ccjax.models.vit import Block, ConvStem, VTCCHeads, build_vit_model, sincos_position_embedding
 from ccjax.runtime.mesh import make_mesh
 
@@ -253,7 +254,8 @@ def test_token_counts_at_224_with_anchor():
     inter = st["intermediates"]["backbone"]
     assert inter["block0"]["__call__"][0].shape == (4, 198, 16)  # both branches, batched
     assert inter["block1"]["__call__"][0].shape == (2, 396, 16)  # fused
-    assert hook_shapes == [(0, (2, 198, 16)), (0, (2, 198, 16)), (1, (2, 198, 16)), (1, (2, 198, 16))]
+    assert hook_shapes == [(STEM_LAYER, (2, 198, 16))] * 2 + [(0, (2, 198, 16)), (0, (2, 198, 16)),
+                                                             (1, (2, 198, 16)), (1, (2, 198, 16))]
     assert [o["z"].shape for o in out] == [(2, 8), (2, 8)] and out[0]["h"].shape == (2, 16)
     # without the anchor: 197 tokens
     plain = build_vit_model(vit_config(e=16, depth=2, n=1, patch=16), num_clusters=3)

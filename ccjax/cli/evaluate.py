@@ -1,8 +1,11 @@
-"""Evaluate a trained run: `python -m ccjax.evaluate --workdir=runs/cc_digits`.
+"""Evaluate a trained run: `python -m ccjax.evaluate --workdir=runs/cc_digits [--suggest_k=2:30]`.
 
 Restores the run's last checkpoint and its best-by-training-loss checkpoint
 (never best by the labels), assigns every example to a cluster with each, and
-writes `<workdir>/metrics.json` and the report in `<workdir>/report/`.
+writes `<workdir>/metrics.json` and the report in `<workdir>/report/` (with the
+"What do the clusters follow?" probe). `--suggest_k=LO:HI` instead clusters the
+learned features for each K in LO..HI and prints a label-free criterion per K
+(ccjax/eval/suggest_k.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from ccjax.errors import UserError, exit_on_user_error
 from ccjax.run.rundir import REPORT_DIR
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main.")
+_SUGGEST_K = flags.DEFINE_string("suggest_k", None, "LO:HI: suggest a number of clusters from the learned "
+                                 "features (silhouette and stability per K) instead of evaluating.")
 
 
 @exit_on_user_error
@@ -25,10 +30,19 @@ def run_cli(argv) -> None:
     from ccjax.runtime import distributed
 
     distributed.maybe_initialize()
-    from ccjax.eval.evaluation import evaluate_workdir, summary_line
+    if _SUGGEST_K.value:
+        from ccjax.eval.suggest_k import format_table, parse_range, suggest_k_for_run
+        from ccjax.run.rundir import read_run_info
+
+        ks = parse_range(_SUGGEST_K.value)
+        rows = suggest_k_for_run(_WORKDIR.value, ks)
+        print(format_table(rows, int(read_run_info(_WORKDIR.value)["num_clusters"])))
+        print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(_WORKDIR.value, REPORT_DIR)}")
+        return
+    from ccjax.eval.evaluation import evaluate_workdir, print_summary
 
     result = evaluate_workdir(_WORKDIR.value)
-    print(summary_line(result))
+    print_summary(result)
     if "best_by_train_loss" in result and "acc" in result:
         b = result["best_by_train_loss"]
         print(f"ccjax: best-by-training-loss checkpoint (step {b['step']}): "

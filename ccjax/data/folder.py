@@ -56,7 +56,8 @@ def scan_folder(root: str, progress: bool = True) -> FolderScan:
     """Lists and probes the images below `root` (see the module docstring for the layout)."""
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
-        raise UserError(f"image folder {root} does not exist or is not a folder")
+        raise UserError(f"image folder {root} does not exist or is not a folder; point "
+                        "--config.dataset.name=folder:<path> at the folder that holds your images")
     entries = sorted(e for e in os.listdir(root) if _visible(e))
     subdirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
     top_files = [e for e in entries if not os.path.isdir(os.path.join(root, e))]

@@ -16,23 +16,26 @@ from ccjax.data.pipeline import map_batches
 from ccjax.eval.metrics import clustering_metrics, label_free_diagnostics
 
 
-def make_predict_fn(module, config):
-    """jit(predict(variables, images_u8, anchors) -> cluster probabilities [B, K])."""
+def make_predict_fn(module, config, output: str = "c"):
+    """jit(predict(variables, images_u8, anchors) -> the model's `output` for view 1's eval preprocessing:
+    'c' cluster probabilities [B, K], 'z' instance features [B, D], 'h' backbone features [B, F])."""
     view_cfg = view_augment_config(config, 1)
 
     def predict(variables, images, anchors):
         x = preprocess_eval(images, view_cfg)  # [B, S, S, C]
-        return module.apply(variables, [x], anchors, train=False)[0]["c"]
+        return module.apply(variables, [x], anchors, train=False)[0][output]
 
     return jax.jit(predict)
 
 
-def assign_clusters(module, variables: dict, config, dataset, mesh, anchors=None, progress: bool = True) -> np.ndarray:
+def assign_clusters(module, variables: dict, config, dataset, mesh, anchors=None, progress: bool = True,
+                    output: str = "c") -> np.ndarray:
     """Cluster probabilities [N, K] (float32, host) for every example, in dataset order.
 
-    `variables` = {'params': ..., 'batch_stats': ...} of the model `module`.
+    `variables` = {'params': ..., 'batch_stats': ...} of the model `module`; `output='z'`
+    gives the instance features [N, D] instead.
     """
-    predict = make_predict_fn(module, config)
+    predict = make_predict_fn(module, config, output)
     probs = map_batches(lambda b: predict(variables, b["image"], b.get("anchor")), dataset,
                         config.eval.batch_size, mesh, anchors, desc="assign", progress=progress)
     return probs.astype(np.float32)

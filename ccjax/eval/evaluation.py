@@ -53,6 +53,11 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
         if "best_by_train_loss" in result:
             report_metrics["best_by_train_loss"] = result["best_by_train_loss"]
         write_report(trained.workdir, dataset, probs_last, report_metrics, labels)
+        from ccjax.eval.nuisance import nuisance_report, write_nuisance
+
+        nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed))
+        write_nuisance(trained.workdir, nuisance)
+        result["nuisance_warnings"] = nuisance["warnings"]
     return result
 
 
@@ -66,6 +71,15 @@ def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
     dataset = open_dataset(trained.config.dataset)
     anchors = load_anchors(trained.config, dataset, trained.mesh)
     return evaluate_run(trained, dataset, anchors, progress=progress)
+
+
+def print_summary(result: dict) -> None:
+    """The final clustering's line, then any nuisance warning (stderr), as every command ends."""
+    import sys
+
+    print(summary_line(result), flush=True)
+    for warning in result.get("nuisance_warnings", []):
+        print(warning, file=sys.stderr, flush=True)
 
 
 def summary_line(result: dict) -> str:
