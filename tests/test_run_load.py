@@ -82,11 +82,18 @@ def test_evaluate_and_predict_build_no_optimiser_and_reproduce_training(digits_r
         path = tmp_path / f"digit{i}.png"
         Image.fromarray(dataset.read(np.array([i]))["image"][0, :, :, 0], mode="L").save(path)
         files.append(str(path))
+    # The 16-bit twin of example 5 (the same levels x 257) is predicted exactly like its 8-bit original.
+    twin = tmp_path / "digit5_16bit.png"
+    pixels = dataset.read(np.array([index[0]]))["image"][0, :, :, 0].astype(np.uint16) * 257
+    Image.fromarray(pixels).save(twin)
+    files.append(str(twin))
     probs, ok, skipped = predict_files(workdir, files)
     assert ok == sorted(files) and not skipped
     by_file = dict(zip(ok, probs.argmax(1)))
     for i, f in zip(index, files):
         assert by_file[f] == int(rows[i]["cluster"]), i
+    prob = dict(zip(ok, probs))
+    np.testing.assert_array_equal(prob[str(twin)], prob[files[0]])
 
 
 def test_every_source_of_examples_implements_the_dataset_protocol(tmp_path):

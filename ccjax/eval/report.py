@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from ccjax.eval.metrics import confusion_matrix, hungarian_match
-from ccjax.run.rundir import HISTORY, REPORT_DIR, write_atomic, write_json_atomic
+from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_json_atomic
 
 
 def _pyplot():
@@ -210,5 +210,5 @@ def write_report(workdir: str, dataset, probs_last: np.ndarray, metrics: dict,
         plot_curves(os.path.join(out, "curves.png"), history)
     ids = dataset.example_ids(np.arange(dataset.num_examples))
     write_assignments(os.path.join(out, "assignments.csv"), probs_last, ids, labels, dataset.class_names)
-    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    write_json_atomic(os.path.join(out, METRICS), metrics)
     return out
