@@ -208,6 +208,10 @@ def test_probability_schedule():
     assert [t(e, 15) for e in (0, 1, 8, 9, 14)] == pytest.approx([0.1, 0.2, 0.9, 1.0, 1.0])
     assert [t(e, 100, 4) for e in (0, 24, 25, 75, 99)] == pytest.approx([0.25, 0.25, 0.5, 1.0, 1.0])
     assert t(999, 1000) == 1.0  # exactly
+    # One stage (gecc.schedule_stages=1): t = 1 from the first epoch; no stages at all is an error.
+    assert [t(e, 10, 1) for e in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="stages must be >= 1"):
+        t(0, 10, 0)
 
 
 # ----------------------------------------------------------------------------- sharding

@@ -200,3 +200,47 @@ def test_non_positive_temperature_is_a_user_error():
     z_a, z_b, _, _ = random_inputs(10)
     with pytest.raises(UserError):
         instance_contrastive_loss(z_a, z_b, 0.0)
+
+
+# ---------------------------------------------------------------- CC's objective: which views reach the losses
+
+
+def test_cc_objective_hands_view_1_and_view_2_to_the_losses():
+    """View 1 is config.augment's pipeline, view 2 config.augment + augment2 (here: solarized); the
+    losses get (view 1, view 2) in that order. Deterministic pipelines make both views known exactly."""
+    import flax.linen as nn
+
+    from ccjax.augment import preprocess_eval
+    from ccjax.config import get_base_config, view_augment_config
+    from ccjax.methods import cc
+
+    c = get_base_config()
+    c.augment.update(image_size=4, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0,
+                     grayscale_p=0.0, blur_p=0.0, solarize_p=0.0, noise_std=0.0, mean=(0.0,), std=(1.0,))
+    c.augment2.solarize_p = 1.0  # view 2 = view 1 solarized (x >= 0.5 -> 1 - x)
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (B, 4, 4, 1)), jnp.uint8)
+    x1, x2 = cc.two_views(images, jax.random.key(0), c)
+    want1 = np.asarray(preprocess_eval(images, view_augment_config(c, 1)))
+    np.testing.assert_allclose(np.asarray(x1), want1, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(x2), np.where(want1 >= 0.5, 1.0 - want1, want1), atol=1e-6)
+
+    class ViewModel(nn.Module):  # z and c are fixed functions of each view's pixels
+        @nn.compact
+        def __call__(self, views, anchors=None, *, train):
+            w = self.param("w", lambda k: jax.random.normal(k, (16, D + K)))
+            outs = []
+            for v in views:
+                y = v.reshape(v.shape[0], -1) @ w
+                outs.append(dict(z=y[:, :D] / jnp.linalg.norm(y[:, :D], axis=1, keepdims=True),
+                                 c=jax.nn.softmax(y[:, D:]), h=y))
+            return outs
+
+    model = ViewModel()
+    params = model.init(jax.random.key(1), [x1], train=False)["params"]
+    loss, (metrics, _) = cc.loss_fn(params, {}, model=model, config=c, images=images, anchors=None,
+                                    rng=jax.random.key(0), epoch=0)
+    a, b = model.apply({"params": params}, [jnp.asarray(want1), jnp.asarray(np.asarray(x2))], train=False)
+    want = cc.cc_losses(a["z"], b["z"], a["c"], b["c"], c.loss.instance_temperature, c.loss.cluster_temperature)
+    for k in ("instance", "cluster", "entropy", "total"):
+        np.testing.assert_allclose(float(metrics[k]), float(want[k]), rtol=1e-5)
+    np.testing.assert_allclose(float(loss), float(want["total"]), rtol=1e-5)

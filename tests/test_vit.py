@@ -372,6 +372,10 @@ def test_anchor_projection_and_config_errors():
         build_vit_model(vit_config(patch=12), 3)
     with pytest.raises(UserError, match="num_heads"):
         build_vit_model(vit_config(e=16, heads=3), 3)
+    with pytest.raises(UserError, match="num_heads"):
+        build_vit_model(vit_config(e=16, heads=0), 3)
+    single = build_vit_model(vit_config(e=16, heads=1), 3)  # one head is a valid ViT
+    assert jax.eval_shape(lambda: single.init(key(), [images(0, s=16)], train=False))
     with pytest.raises(UserError, match="divisible by model.vit.patch_size"):
         m = build_vit_model(vit_config(), 3)
         jax.eval_shape(lambda: m.init(key(), [images(0, s=12)], train=False))

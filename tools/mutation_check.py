@@ -131,6 +131,8 @@ def check(root: str, args) -> None:
             step = len(todo) / args.max
             todo = [todo[int(i * step)] for i in range(args.max)]
         print(f"{target}: {len(todo)} mutants, tests {' '.join(tests)}", flush=True)
+        if not args.list and run_tests(root, tests, args.timeout):  # a failing baseline would kill every mutant
+            sys.exit(f"the tests of {target} fail without any mutation; fix them before a mutation check")
         for f, n, name, before, after in todo:
             if args.list:
                 print(f"  {f}:{n} [{name}] {before.strip()}  ->  {after.strip()}")

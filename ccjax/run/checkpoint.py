@@ -37,6 +37,7 @@ class Checkpointer:
             enable_async_checkpointing=async_save,
         )
         self.directory = directory
+        self._saving: int | None = None  # the step of the newest save started (named when one fails)
         if jax.process_index() == 0:
             set_aside_incomplete(directory)
         self.manager = ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
@@ -69,7 +70,7 @@ class Checkpointer:
             raise self._failed(e) from None
 
     def _failed(self, e: BaseException) -> "SaveFailed":
-        step = getattr(self, "_saving", None)
+        step = self._saving
         done = [s for s in self.all_steps() if s != step]
         kept = f"the previous complete checkpoint (step {max(done)}) is kept" if done else "no complete checkpoint exists"
         full = any(getattr(x, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(x)
