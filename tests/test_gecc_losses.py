@@ -233,3 +233,18 @@ def test_no_nan_with_empty_clusters(b):
                                   w_c=gl.distribution_attention_weights(c1, c, c * 0.5 + 0.5 / K))["total"]
     )(jnp.asarray(c))
     assert np.all(np.isfinite(grads))
+
+
+def test_a_pair_loss_passes_no_gradient_to_its_weights():
+    """weighted_pair_loss treats W as constants (attention weights on the terms, docs/gecc.md), also when the
+    caller's W carries a gradient: d loss / d W is exactly zero, while d loss / d a is not."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(6, 4))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = rng.normal(size=(6, 4))
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    w = jnp.asarray(1.0 + rng.uniform(size=(6, 6)), jnp.float32)
+    g_w = jax.grad(lambda w_: gl.weighted_pair_loss(jnp.asarray(a), jnp.asarray(b), w_, TAU_I))(w)
+    np.testing.assert_array_equal(np.asarray(g_w), 0.0)
+    g_a = jax.grad(lambda a_: gl.weighted_pair_loss(a_, jnp.asarray(b), w, TAU_I))(jnp.asarray(a, jnp.float32))
+    assert np.abs(np.asarray(g_a)).max() > 1e-3

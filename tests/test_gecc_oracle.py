@@ -42,7 +42,9 @@ class ControlledModel(nn.Module):
 
     @nn.compact
     def __call__(self, views: Sequence[jax.Array], anchors=None, *, train: bool, shift_hook=None):
-        one = 1.0 + 0.0 * self.param("s", nn.initializers.zeros, ())
+        # Both of the objective's passes must run in training mode (BatchNorm on batch statistics, as
+        # the views are trained); an evaluation-mode pass would hand the losses other outputs.
+        one = (1.0 if train else -1.0) + 0.0 * self.param("s", nn.initializers.zeros, ())
         if len(views) == 2:
             return [dict(z=_unit(jnp.asarray(z, jnp.float32) * one), c=nn.softmax(jnp.asarray(l, jnp.float32) * one))
                     for z, l in ((Z1, L1), (Z2, L2))]
