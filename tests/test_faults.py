@@ -242,7 +242,8 @@ def test_bad_values_are_one_line_before_any_work(field, value, expected):
     setattr(holder, last, value)
     with pytest.raises(UserError, match=expected.replace("(", r"\(").replace(")", r"\)")) as e:
         validate(config)
-    assert "\n" not in str(e.value) and "--config." in str(e.value) or "augment" in field
+    assert "\n" not in str(e.value)  # one line, for every field
+    assert "--config." in str(e.value) or "augment" in field  # names the flag (augment messages name the field)
 
 
 def test_bad_value_on_the_command_line_creates_nothing(tmp_path):

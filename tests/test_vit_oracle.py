@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ccjax.config import get_base_config
 from ccjax.models.vit import Block, ConvStem, build_vit_model, sincos_position_embedding
+from test_vit import vit_config
 
 E, HEADS, PATCH, SIZE, CHANNELS = 16, 2, 4, 8, 3  # 2x2 patches: T = 5 tokens (6 with the anchor)
 BATCH = 3
@@ -100,18 +100,6 @@ def embed(stem_tokens, cls, pos, anchor):
 # ----------------------------------------------------------------------------- wiring to ccjax's modules
 
 
-def vit_config(depth, n, fusion, anchor, project):
-    c = get_base_config()
-    c.model.backbone = "vit"
-    c.model.feature_dim = 8
-    c.model.vit.update(embed_dim=E, depth=depth, num_heads=HEADS, patch_size=PATCH, num_fusing_blocks=n,
-                       fusion=fusion)
-    c.anchor.enabled = anchor
-    c.anchor.project = project
-    c.dtype = "float32"
-    return c
-
-
 def rand(rng, shape, scale=1.0):
     return (scale * rng.normal(size=shape)).astype(np.float32)
 
@@ -119,7 +107,7 @@ def rand(rng, shape, scale=1.0):
 @functools.cache
 def variables():
     """Parameters of the deepest model, perturbed so biases, LayerNorm affines, [CLS] and BN stats all matter."""
-    model = build_vit_model(vit_config(MAX_DEPTH, 0, "tokens", False, False), num_clusters=3)
+    model = build_vit_model(vit_config(E, MAX_DEPTH, HEADS, PATCH, 0, "tokens", False, False), num_clusters=3)
     x = jnp.zeros((BATCH, SIZE, SIZE, CHANNELS))
     v = jax.jit(lambda k: model.init(k, [x, x], train=False))(jax.random.key(0, impl="rbg"))
     rng = np.random.default_rng(1)
@@ -145,7 +133,7 @@ def variables_for(depth, project):
 
 @functools.cache
 def _model_h(depth, n, fusion, anchor, project, num_views, train):
-    model = build_vit_model(vit_config(depth, n, fusion, anchor, project), num_clusters=3)
+    model = build_vit_model(vit_config(E, depth, HEADS, PATCH, n, fusion, anchor, project), num_clusters=3)
 
     def h(v, views, anchors):
         out = model.apply(v, views, anchors, train=train, mutable=["batch_stats"])[0]

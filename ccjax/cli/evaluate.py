@@ -32,11 +32,9 @@ def run_cli(argv) -> None:
     distributed.maybe_initialize()
     if _SUGGEST_K.value:
         from ccjax.eval.suggest_k import format_table, parse_range, suggest_k_for_run
-        from ccjax.run.rundir import read_run_info
 
-        ks = parse_range(_SUGGEST_K.value)
-        rows = suggest_k_for_run(_WORKDIR.value, ks)
-        print(format_table(rows, int(read_run_info(_WORKDIR.value)["num_clusters"])))
+        rows, trained_k = suggest_k_for_run(_WORKDIR.value, parse_range(_SUGGEST_K.value))
+        print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(_WORKDIR.value, REPORT_DIR)}")
         return
     from ccjax.eval.evaluation import evaluate_workdir, print_summary

@@ -28,17 +28,19 @@ def make_predict_fn(module, config, output: str = "c"):
     return jax.jit(predict)
 
 
-def assign_clusters(module, variables: dict, config, dataset, mesh, anchors=None, progress: bool = True,
-                    output: str = "c") -> np.ndarray:
-    """Cluster probabilities [N, K] (float32, host) for every example, in dataset order.
-
-    `variables` = {'params': ..., 'batch_stats': ...} of the model `module`; `output='z'`
-    gives the instance features [N, D] instead.
-    """
+def model_outputs(module, variables: dict, config, dataset, mesh, anchors=None, output: str = "c",
+                  progress: bool = False) -> np.ndarray:
+    """One model output ('c', 'z' or 'h', see make_predict_fn) for every example, in dataset order:
+    float32 host array [N, ...]. `variables` = {'params': ..., 'batch_stats': ...} of `module`."""
     predict = make_predict_fn(module, config, output)
-    probs = map_batches(lambda b: predict(variables, b["image"], b.get("anchor")), dataset,
-                        config.eval.batch_size, mesh, anchors, desc="assign", progress=progress)
-    return probs.astype(np.float32)
+    out = map_batches(lambda b: predict(variables, b["image"], b.get("anchor")), dataset,
+                      config.eval.batch_size, mesh, anchors, desc="assign", progress=progress)
+    return out.astype(np.float32)
+
+
+def assign_clusters(module, variables: dict, config, dataset, mesh, anchors=None, progress: bool = True) -> np.ndarray:
+    """Cluster probabilities [N, K] (float32, host) for every example, in dataset order."""
+    return model_outputs(module, variables, config, dataset, mesh, anchors, "c", progress)
 
 
 def evaluate_assignments(probs: np.ndarray, labels: np.ndarray | None) -> dict:

@@ -108,10 +108,11 @@ def write_suggest_k(workdir: str, rows: list[dict]) -> str:
     return out
 
 
-def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> list[dict]:
-    """The learned features of the run in `workdir` (its last checkpoint) over its training data, then suggest_k."""
+def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> tuple[list[dict], int]:
+    """suggest_k on the learned features of the run in `workdir` (its last checkpoint) over its training
+    data; returns (rows, the run's own K)."""
     from ccjax.data import open_dataset
-    from ccjax.eval.assign import assign_clusters
+    from ccjax.eval.assign import model_outputs
     from ccjax.run.build import load_anchors
     from ccjax.run.load import load_trained
 
@@ -119,8 +120,7 @@ def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> lis
     dataset = open_dataset(trained.config.dataset)
     anchors = load_anchors(trained.config, dataset, trained.mesh)
     variables = trained.restore_latest().variables
-    z = assign_clusters(trained.module, variables, trained.config, dataset, trained.mesh, anchors, progress,
-                        output="z")
+    z = model_outputs(trained.module, variables, trained.config, dataset, trained.mesh, anchors, "z", progress)
     rows = suggest_k(z, ks, seed=int(trained.config.seed))
     write_suggest_k(workdir, rows)
-    return rows
+    return rows, int(trained.info["num_clusters"])

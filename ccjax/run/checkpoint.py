@@ -164,7 +164,6 @@ class Checkpointer:
         self.manager.close()
 
 
-
 class SaveFailed(UserError):
     """A checkpoint could not be written (disk full, permission lost, any I/O failure)."""
 
