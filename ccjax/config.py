@@ -81,6 +81,12 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.dataset.image_size = 0  # storage size for folder datasets; 0 = native
     c.dataset.use_unlabeled = False  # STL-10: add the 100,000 unlabelled images to training
     c.dataset.num_clusters = -1  # -1 = number of classes; required for unlabeled data
+    # auto: decoded into host memory when that takes <= memory_share of RAM, else streamed
+    # from its files in grain workers (docs/datasets.md, "Streaming"); true | false force one.
+    c.dataset.in_memory = "auto"
+    c.dataset.memory_share = 0.5
+    c.dataset.stream_workers = -1  # grain worker processes; -1 = one per core (at most 8); 0 = a thread
+    c.dataset.stream_buffer = 2  # batches each worker reads ahead
 
     c.model = ml_collections.ConfigDict()
     c.model.backbone = "resnet34"  # resnet18 | resnet34 | resnet50 | convnet | vit
@@ -168,6 +174,9 @@ _NUMERIC_FIELDS = (
     ("log_every_steps", 1, True, "50"),
     ("anchor.batch_size", 1, True, "256"),
     ("dataset.image_size", 0, True, "0 (native size)"),
+    ("dataset.memory_share", 0, False, "0.5"),
+    ("dataset.stream_workers", -1, True, "-1 (one per core)"),
+    ("dataset.stream_buffer", 1, True, "2"),
 )
 
 
@@ -187,6 +196,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if k != -1 and k < 2:
         raise UserError(f"dataset.num_clusters={k}: clustering needs at least 2 clusters; set "
                         "--config.dataset.num_clusters=K (K >= 2) or -1 for the number of classes")
+    mode = config.dataset.get("in_memory", "auto")
+    if str(mode).lower() not in ("auto", "true", "false", "1", "0", "yes", "no"):
+        raise UserError(f"dataset.in_memory={mode!r} must be auto, true or false; set --config.dataset.in_memory=auto")
     from ccjax.augment.params import AugmentParams
 
     for view in (1, 2):

@@ -107,7 +107,8 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
     start = int(state.step)
     if main:
         print(
-            f"ccjax: {config.method} on {config.dataset.name} ({run.dataset.num_examples} images, "
+            f"ccjax: {config.method} on {config.dataset.name} ({run.dataset.num_examples} images "
+            f"{getattr(run.dataset, 'how_opened', 'in memory')}; "
             f"{run.num_clusters} clusters), {config.num_epochs} epochs x {spe} steps of {config.batch_size}, "
             f"{jax.device_count()} {jax.devices()[0].platform} device(s)",
             flush=True,

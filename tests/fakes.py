@@ -72,3 +72,38 @@ def shapes_folder(root, per_class: int, size: int = 16, labelled: bool = True, s
             Image.fromarray(shape_image(shape, PALETTE[c], size, rng)).save(path)
             out.append((path, shape, c))
     return out
+
+
+class ArraySource:
+    """A random-access example source over numpy arrays, shaped like a TFDS data_source (picklable,
+    so grain's workers can hold a copy): len(), source[i] -> {'image', 'label', 'file'}."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, prefix: str = "img"):
+        self.images = np.asarray(images, np.uint8)
+        self.labels = labels
+        self.prefix = prefix
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        ex = {"image": self.images[i], "file": f"{self.prefix}_{i}"}
+        if self.labels is not None:
+            ex["label"] = int(self.labels[i])
+        return ex
+
+
+def array_sources(images: np.ndarray, labels: np.ndarray | None, name: str = "fake"):
+    """`Sources` over one ArraySource; classes 0..max(labels)."""
+    from ccjax.data.dataset import Sources
+
+    class_names = None if labels is None else [str(i) for i in range(int(np.max(labels)) + 1)]
+    return Sources(name, [ArraySource(images, labels)], None if labels is None else "label", "file", None,
+                   class_names)
+
+
+def streamed_dataset(images: np.ndarray, labels: np.ndarray | None, workers: int = 2, name: str = "fake"):
+    """A StreamingDataset over numpy arrays, read by `workers` grain processes (0: a thread)."""
+    from ccjax.data.streaming import StreamingDataset
+
+    return StreamingDataset(array_sources(images, labels, name), workers=workers, buffer=2)

@@ -8,7 +8,9 @@ utilisation against the device's peak. `--config.bench.data=synthetic`
 `--config.bench.data=real` reads the prepared dataset through the real input
 pipeline, showing whether the data path keeps up. Either way it also times
 the input pipeline alone (host read, sharding, transfer; no step), so the
-headroom of the data path over the step is one line. `--config.bench.steps=0`
+headroom of the data path over the step is one line, names the bottleneck, and
+gives the host's peak resident memory (this process, and the largest grain
+worker when the dataset is streamed: `--config.dataset.in_memory=false`). `--config.bench.steps=0`
 only compiles: FLOPs and XLA's memory estimate, no timing (useful on a CPU for
 a config sized for an accelerator). `--json=<file>` also writes the figures as
 JSON.
@@ -98,7 +100,7 @@ def benchmark(config) -> dict:
 
     mem = compiled.memory_analysis()
     times = time_steps(run, state, config) if steps > 0 else []
-    input_rate = input_images_per_s(run, config) if steps > 0 else None
+    input_rate, worker_rss = input_images_per_s(run, config) if steps > 0 else (None, 0)
 
     dev = jax.devices()[0]
     stats = dev.memory_stats() or {}
@@ -133,8 +135,43 @@ def benchmark(config) -> dict:
         "epoch_time_s": (num_examples // config.batch_size) * median if times else None,
         # The host side alone (read, shard, transfer; no step): how far it is from being the bottleneck.
         "input_images_per_s": input_rate,
+        "input_path": getattr(run.dataset, "how_opened", "in memory (synthetic)"),
+        "bottleneck": (None if not (times and input_rate) else
+                       "input" if input_rate < config.batch_size / median else "step"),
+        # Host memory: this process's peak, and the largest grain worker's (streaming only).
+        "peak_rss_gib": peak_rss_bytes("self") / 2**30,
+        "worker_peak_rss_gib": worker_rss / 2**30 or None,
     })
     return result
+
+
+def peak_rss_bytes(who: str) -> int:
+    """Peak resident memory of this process (who='self')."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def input_workers_peak_rss() -> int:
+    """The largest peak RSS (VmHWM) among this process's live multiprocessing workers (grain's), in bytes.
+
+    Read from /proc while they run: getrusage's figure for children is no use here,
+    since a spawned child's starts from its parent's size at the fork before exec.
+    """
+    import glob
+
+    peak = 0
+    for tasks in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        try:
+            for pid in open(tasks).read().split():
+                if b"multiprocessing.spawn" not in open(f"/proc/{pid}/cmdline", "rb").read():
+                    continue
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:  # a worker that has just exited
+            continue
+    return peak
 
 
 def time_steps(run, state, config) -> list[float]:
@@ -159,15 +196,19 @@ def time_steps(run, state, config) -> list[float]:
     return times
 
 
-def input_images_per_s(run, config) -> float:
-    """Images/s of the input pipeline alone: host reads, global sharded arrays, transfer; no train step."""
+def input_images_per_s(run, config) -> tuple[float, int]:
+    """Images/s of the input pipeline alone (host reads, global sharded arrays, transfer; no train
+    step), and the input workers' peak RSS in bytes (0 for an in-memory dataset)."""
     n = max(config.bench.warmup_steps + config.bench.steps, 2)
     it = run.batches.iterate(0, n)
-    jax.block_until_ready(next(it)[1])  # the first batch pays the thread start
+    jax.block_until_ready(next(it)[1])  # the first batch pays the thread (and worker) start
     t = time.perf_counter()
-    for _, b in it:
+    worker_rss = 0
+    for k, (_, b) in enumerate(it):
         jax.block_until_ready(b)
-    return (n - 1) * config.batch_size / (time.perf_counter() - t)
+        if k % 4 == 0:
+            worker_rss = max(worker_rss, input_workers_peak_rss())
+    return (n - 1) * config.batch_size / (time.perf_counter() - t), worker_rss
 
 
 def format_table(r: dict) -> str:
@@ -191,6 +232,11 @@ def format_table(r: dict) -> str:
         ("peak memory", "n/a on this device" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.2f} GiB"),
         ("XLA memory estimate", "n/a" if r["compiled_memory_gib"] is None else f"{r['compiled_memory_gib']:.2f} GiB (arguments + temporaries)"),
         ("epoch time", f"{r['epoch_time_s']:.1f} s for {r['dataset_examples']} images" if timed else not_timed),
+        ("input path", r["input_path"]),
+        ("bottleneck", {"input": "input (the step waits for batches)", "step": "the train step (input keeps up)",
+                        None: not_timed}[r["bottleneck"]]),
+        ("host peak RSS", f"{r['peak_rss_gib']:.2f} GiB this process" + (
+            f", {r['worker_peak_rss_gib']:.2f} GiB the largest input worker" if r["worker_peak_rss_gib"] else "")),
     ]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)

@@ -33,11 +33,13 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Prepare again even if alread
 
 
 def dataset_config(name: str, data_dir: str | None = None, manual_dir: str | None = None,
-                   image_size: int = 0) -> ml_collections.ConfigDict:
-    """A `config.dataset`-shaped ConfigDict for `prepare_dataset` / `open_dataset`."""
-    return ml_collections.ConfigDict(dict(
-        name=name, data_dir=data_dir, manual_dir=manual_dir, image_size=image_size,
-        use_unlabeled=False, num_clusters=-1))
+                   image_size: int = 0, **fields) -> ml_collections.ConfigDict:
+    """A `config.dataset`-shaped ConfigDict for `prepare_dataset` / `open_dataset`; `fields` set
+    any other `config.dataset` field (e.g. in_memory="false")."""
+    values = dict(name=name, data_dir=data_dir, manual_dir=manual_dir, image_size=image_size,
+                  use_unlabeled=False, num_clusters=-1)
+    values.update(fields)
+    return ml_collections.ConfigDict(values)
 
 
 @exit_on_user_error

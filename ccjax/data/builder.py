@@ -1,6 +1,6 @@
 """The TFDS builder behind every dataset ccjax prepares from local files (folders, ImageNet).
 
-`CcjaxImages` is a `tfds.core.GeneratorBasedBuilder` driven by a `Plan`: the
+`CcjaxImages` is a `tfds.core.ShardBasedBuilder` driven by a `Plan`: the
 examples to read, their labels, the class names and the storage size, all
 worked out before the builder runs. Each image is decoded, converted to RGB,
 resized to the storage size and written PNG-encoded into array_record files
@@ -19,7 +19,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -35,7 +37,8 @@ TFDS_NAME = "ccjax_images"
 VERSION = "1.0.0"
 REPORT_FILE = "skipped_files.tsv"
 SUMMARY_FILE = "ccjax_prepare.json"
-_CHUNK = 256  # images decoded concurrently (bounded memory)
+_CHUNK = 256  # images decoded concurrently
+SHARD_BYTES = 256 << 20  # decoded images per array_record shard: the most a preparation holds
 
 
 @dataclasses.dataclass
@@ -87,8 +90,20 @@ def _load(item: tuple[str, int, bytes | str], size: tuple[int, int]):
         return ex_id, label, None, str(e)
 
 
-class CcjaxImages(tfds.core.GeneratorBasedBuilder):
-    """Images from a local folder or archive, converted to RGB at one storage size."""
+def images_per_shard(size: tuple[int, int]) -> int:
+    """How many images one shard holds: at most SHARD_BYTES of them decoded (RGB), at least 64."""
+    return max(64, SHARD_BYTES // (size[0] * size[1] * 3))
+
+
+class CcjaxImages(tfds.core.ShardBasedBuilder):
+    """Images from a local folder or archive, converted to RGB at one storage size.
+
+    Written shard by shard (TFDS's ShardBasedBuilder): each shard's images are
+    decoded, encoded and written before the next shard is read, so preparing a
+    folder of any size holds at most one shard (`SHARD_BYTES` of decoded
+    images) in memory, and needs no TensorFlow (TFDS's shuffling writer spills
+    to disk through tf.io past 1 GB).
+    """
 
     VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES = {"1.0.0": "RGB PNG images at one storage size, optional class labels."}
@@ -111,44 +126,70 @@ class CcjaxImages(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
-    def _split_generators(self, dl_manager):
+    def _shard_iterators_per_split(self, dl_manager):
         del dl_manager  # local files only
-        return {"train": self._generate_examples()}
+        return {"train": _Shards(self._plan, lambda: epath.Path(self.data_dir)).generators()}
 
-    def _generate_examples(self):
+
+class _Shards:
+    """The shard generators of one preparation, reading the plan's examples in order.
+
+    TFDS runs the generators one after another, in order (no Beam), so they share
+    one iterator over the plan: shard k takes the next `per_shard` candidate files
+    (an ImageNet tar can only be read in order), and the last one takes the rest.
+    Files that cannot be used are left out, so example i is the i-th usable file
+    in plan order. The last shard writes the skip report and the summary.
+    """
+
+    def __init__(self, plan: Plan, out_dir: Callable[[], epath.Path]):
+        self.plan = plan
+        self.out_dir = out_dir  # the incomplete folder, renamed into place at the end
+        self.per_shard = images_per_shard(plan.size)
+        self.num_shards = max(1, -(-plan.total // self.per_shard))
+        self.skipped = list(plan.skipped)
+        self.written = 0
+        self._items: Iterator | None = None
+        self._bar = None
+
+    def generators(self) -> list[Callable[[], Iterator]]:
+        return [functools.partial(self._shard, k) for k in range(self.num_shards)]
+
+    def _shard(self, k: int) -> Iterator:
         from tqdm import tqdm
 
-        plan = self._plan
-        skipped = list(plan.skipped)
-        written = 0
+        plan = self.plan
+        if self._items is None:
+            self._items = iter(plan.examples())
+            self._bar = tqdm(total=plan.total, desc=f"preparing {plan.config_name}", unit="img")
+        last = k == self.num_shards - 1
+        take = self._items if last else itertools.islice(self._items, self.per_shard)
         workers = max(1, min(8, os.cpu_count() or 1))
-        bar = tqdm(total=plan.total, desc=f"preparing {plan.config_name}", unit="img")
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            chunk: list = []
-            items = plan.examples()
-            while True:
-                chunk = [x for _, x in zip(range(_CHUNK), items)]
-                if not chunk:
-                    break
+            while chunk := list(itertools.islice(take, _CHUNK)):
                 for ex_id, label, png, reason in pool.map(lambda it: _load(it, plan.size), chunk):
-                    bar.update(1)
+                    self._bar.update(1)
                     if png is None:
-                        skipped.append((ex_id, reason))
+                        self.skipped.append((ex_id, reason))
                         continue
                     example = {"image": png, "file": ex_id}
                     if plan.class_names is not None:
                         example["label"] = label
-                    written += 1
+                    self.written += 1
                     yield ex_id, example
-        bar.close()
-        if written == 0:
-            raise UserError(f"no usable images in {plan.source} ({len(skipped)} files skipped)")
-        out = epath.Path(self.data_dir)  # the incomplete folder, renamed into place at the end
-        lines = ["file\treason"] + [f"{f}\t{r}" for f, r in skipped]
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._bar.close()
+        plan = self.plan
+        if self.written == 0:
+            raise UserError(f"no usable images in {plan.source} ({len(self.skipped)} files skipped)")
+        out = self.out_dir()
+        lines = ["file\treason"] + [f"{f}\t{r}" for f, r in self.skipped]
         (out / REPORT_FILE).write_text("\n".join(lines) + "\n")
         summary = dict(
             config=plan.config_name, source=plan.source, image_shape=[*plan.size, 3],
-            num_examples=written, num_skipped=len(skipped), class_names=plan.class_names,
+            num_examples=self.written, num_skipped=len(self.skipped), class_names=plan.class_names,
         )
         (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
 

@@ -1,4 +1,4 @@
-"""Datasets by name: what each one is, how it is prepared, and opening it as an ImageDataset.
+"""Datasets by name: what each one is, how it is prepared, and opening it (in memory or streamed).
 
 Three families:
 - TFDS catalog datasets (cifar10, cifar100_20, stl10, uc_merced): TFDS's own
@@ -9,8 +9,9 @@ Three families:
   the user's extracted folder, and `folder:<path>` for any image folder.
 - `digits`, the embedded default: prepared automatically on first use.
 
-Every one is read through TFDS `data_source` (no TensorFlow) and held in memory
-by `ImageDataset`; see docs/datasets.md.
+Every one is read through TFDS `data_source` (no TensorFlow), either decoded
+once into host memory (`ImageDataset`) or decoded batch by batch as training
+reads it (`StreamingDataset`), by `dataset.in_memory`; see docs/datasets.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import tensorflow_datasets as tfds
 from ccjax.data import builder as builder_lib
 from ccjax.data import folder as folder_lib
 from ccjax.data import imagenet
-from ccjax.data.dataset import ImageDataset, load_sources
+from ccjax.data.dataset import ImageDataset, Sources, load_sources
+from ccjax.data.streaming import StreamingDataset
 from ccjax.errors import UserError
 
 FOLDER_PREFIX = "folder:"
@@ -245,7 +247,12 @@ def _not_prepared(name: str, cfg, data_dir: str, config_name: str) -> UserError:
                      f"`{_prepare_cmd(name, data_dir, extra)}`{hint}")
 
 
-def _open_local(name: str, cfg, data_dir: str) -> ImageDataset:
+def _decoders_skipping_images() -> dict:
+    """TFDS decoders that leave the image encoded: labels and ids read without decoding pixels."""
+    return {"image": tfds.decode.SkipDecoding()}
+
+
+def _local_sources(name: str, cfg, data_dir: str) -> Sources:
     cname = _local_config_name(name, cfg)
     if not builder_lib.is_prepared(data_dir, cname):
         local_source = name.startswith(FOLDER_PREFIX) or _cfg(cfg, "manual_dir")
@@ -261,14 +268,14 @@ def _open_local(name: str, cfg, data_dir: str) -> ImageDataset:
     with builder_lib.quiet_tfds():
         b = tfds.builder_from_directory(os.fspath(builder_lib.prepared_path(data_dir, cname)))
         labelled = "label" in b.info.features
-        images, labels, ids = load_sources(
-            [b.as_data_source(split="train")], label_key="label" if labelled else None,
-            id_key="file", size=None, desc=f"loading {name}")
+        source = b.as_data_source(split="train")
+        meta = b.as_data_source(split="train", decoders=_decoders_skipping_images())
     class_names = list(b.info.features["label"].names) if labelled else None
-    return ImageDataset(name, images, labels if labelled else None, class_names, ids)
+    return Sources(name, [source], "label" if labelled else None, "file", None, class_names,
+                   meta_sources=[meta])
 
 
-def _open_tfds(name: str, cfg, data_dir: str) -> ImageDataset:
+def _tfds_sources(name: str, cfg, data_dir: str) -> Sources:
     entry = TFDS_CATALOG[name]
     splits = list(entry.splits)
     if name == "stl10" and _cfg(cfg, "use_unlabeled", False):
@@ -278,6 +285,7 @@ def _open_tfds(name: str, cfg, data_dir: str) -> ImageDataset:
     try:
         with builder_lib.quiet_tfds():
             sources = [b.as_data_source(split=s) for s in splits]
+            meta = [b.as_data_source(split=s, decoders=_decoders_skipping_images()) for s in splits]
     except Exception as e:  # TFDS raises KeyError/ValueError/... for a missing or tfrecord-only dataset
         if b.is_prepared():
             raise UserError(
@@ -294,47 +302,87 @@ def _open_tfds(name: str, cfg, data_dir: str) -> ImageDataset:
         size = (side, side)
     else:
         size = (size_cfg, size_cfg) if size_cfg and (size_cfg, size_cfg) != entry.shape[:2] else None
-    images, labels, ids = load_sources(
-        sources, label_key=entry.label_key, id_key=entry.id_key, size=size,
-        unlabeled=[s == STL10_UNLABELLED[0] for s in splits], desc=f"loading {name}")
     class_names = list(b.info.features[entry.label_key].names)
-    return ImageDataset(name, images, labels, class_names, ids)
+    return Sources(name, sources, entry.label_key, entry.id_key, size, class_names,
+                   unlabeled=[s == STL10_UNLABELLED[0] for s in splits], meta_sources=meta)
 
 
-def _open_digits(cfg, data_dir: str) -> ImageDataset:
+def _digits_sources(cfg, data_dir: str) -> Sources:
     from ccjax.data.digits import TFDS_NAME
 
     _prepare_digits(data_dir)
     size = int(_cfg(cfg, "image_size", 0))
     with builder_lib.quiet_tfds():
-        source = tfds.data_source(TFDS_NAME, split="train", data_dir=data_dir, download=False)
-        images, labels, ids = load_sources(
-            [source], label_key="label", id_key="file", size=(size, size) if size else None,
-            desc="loading digits")
-    return ImageDataset("digits", images, labels, [str(i) for i in range(10)], ids)
+        b = tfds.builder(TFDS_NAME, data_dir=data_dir)
+        source = b.as_data_source(split="train")
+        meta = b.as_data_source(split="train", decoders=_decoders_skipping_images())
+    return Sources("digits", [source], "label", "file", (size, size) if size else None,
+                   [str(i) for i in range(10)], meta_sources=[meta])
 
 
-def open_dataset(dataset_cfg) -> ImageDataset:
-    """Opens `dataset_cfg.name` (see docs/datasets.md) with all its examples in host memory.
-
-    Fields read: name, data_dir, image_size, manual_dir, use_unlabeled,
-    num_clusters (must be > 0 for a dataset without labels).
-    """
+def dataset_sources(dataset_cfg) -> Sources:
+    """Where `dataset_cfg.name`'s examples are read from (prepared first where the files are at hand)."""
     name = _cfg(dataset_cfg, "name", "digits")
     _check_name(name)
     data_dir = resolve_data_dir(dataset_cfg)
     if name == "digits":
-        ds = _open_digits(dataset_cfg, data_dir)
-    elif name in TFDS_CATALOG:
-        ds = _open_tfds(name, dataset_cfg, data_dir)
-    else:
-        ds = _open_local(name, dataset_cfg, data_dir)
-    if ds.num_classes is None and int(_cfg(dataset_cfg, "num_clusters", -1)) <= 0:
+        return _digits_sources(dataset_cfg, data_dir)
+    if name in TFDS_CATALOG:
+        return _tfds_sources(name, dataset_cfg, data_dir)
+    return _local_sources(name, dataset_cfg, data_dir)
+
+
+def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
+    """Opens `dataset_cfg.name` (see docs/datasets.md): in host memory, or streamed from its files.
+
+    Fields read: name, data_dir, image_size, manual_dir, use_unlabeled,
+    num_clusters (must be > 0 for a dataset without labels), and in_memory /
+    memory_share / stream_workers / stream_buffer (see `choose_in_memory`).
+    The result's `how_opened` says which way it was opened and why (training's
+    start-up line shows it).
+    """
+    spec = dataset_sources(dataset_cfg)
+    if spec.class_names is None and int(_cfg(dataset_cfg, "num_clusters", -1)) <= 0:
         raise UserError(
-            f"dataset {name!r} has no labels, so the number of clusters cannot be inferred; "
+            f"dataset {spec.name!r} has no labels, so the number of clusters cannot be inferred; "
             "set --config.dataset.num_clusters=K"
         )
+    in_memory, why = choose_in_memory(dataset_cfg, spec.decoded_bytes)
+    if in_memory:
+        ds = load_sources(spec, desc=f"loading {spec.name}")
+    else:
+        ds = StreamingDataset(spec, workers=int(_cfg(dataset_cfg, "stream_workers", -1)),
+                              buffer=int(_cfg(dataset_cfg, "stream_buffer", 2)))
+    ds.how_opened = f"{'in memory' if in_memory else 'streamed'}: {why}"
     return ds
+
+
+def host_memory_bytes() -> int:
+    """Physical memory of this host."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def choose_in_memory(dataset_cfg, decoded_bytes: int) -> tuple[bool, str]:
+    """(hold in memory?, why) from `dataset.in_memory` = auto | true | false.
+
+    auto holds the decoded dataset in memory when it takes at most
+    `dataset.memory_share` of this host's physical memory (each training
+    process holds its own copy), and streams it otherwise.
+    """
+    mode = str(_cfg(dataset_cfg, "in_memory", "auto")).lower()
+    size = f"{decoded_bytes / 1e9:.2f} GB decoded"
+    if mode in ("true", "1", "yes"):
+        return True, f"{size}; dataset.in_memory=true"
+    if mode in ("false", "0", "no"):
+        return False, f"{size}; dataset.in_memory=false"
+    if mode != "auto":
+        raise UserError(f"dataset.in_memory={mode!r}: use auto, true or false")
+    share = float(_cfg(dataset_cfg, "memory_share", 0.5))
+    budget = share * host_memory_bytes()
+    if decoded_bytes <= budget:
+        return True, f"{size} <= {share:g} of {host_memory_bytes() / 1e9:.1f} GB RAM"
+    return False, (f"{size} > {share:g} of {host_memory_bytes() / 1e9:.1f} GB RAM; "
+                   "--config.dataset.in_memory=true holds it anyway")
 
 
 def dataset_spec(dataset_cfg) -> dict:

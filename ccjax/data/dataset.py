@@ -16,6 +16,8 @@ N * H * W * C bytes (CIFAR-10: 184 MB; ImageNet-10 at 224x224: 1.96 GB).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import logging
 import os
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -24,6 +26,17 @@ import numpy as np
 from ccjax.data.images import resize_uint8
 
 _CHUNK = 1024  # examples decoded per data_source call
+
+
+class _NoOpenCvAdvice(logging.Filter):
+    """TFDS advises installing OpenCV once in every process that decodes (grain's workers too);
+    PIL decodes the same pixels, so the advice is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "OpenCV is not installed" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoOpenCvAdvice())
 
 
 @runtime_checkable
@@ -98,71 +111,123 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _read_range(source, start: int, stop: int) -> list:
-    """Examples start..stop-1 of a TFDS data source, decoded (one batched read where possible)."""
+def _read_examples(source, local: Sequence[int]) -> list:
+    """Examples `local` of one random-access source (one batched read where it has one)."""
+    local = [int(i) for i in local]
     try:
-        return list(source.__getitems__(list(range(start, stop))))
-    except TypeError:  # tfds.testing.mock_data's stand-in has no working batch read
-        return [source[i] for i in range(start, stop)]
+        return list(source.__getitems__(local))
+    except (TypeError, AttributeError):  # tfds.testing.mock_data's stand-in has no working batch read
+        return [source[i] for i in local]
 
 
-def load_sources(
-    sources: Sequence,
-    *,
-    label_key: str | None,
-    id_key: str | None,
-    size: tuple[int, int] | None,
-    unlabeled: Sequence[bool] | None = None,
-    desc: str = "loading",
-) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """Decodes TFDS data sources (concatenated) into (images [N,H,W,C], labels [N], ids).
+@dataclasses.dataclass
+class Sources:
+    """Where a dataset's examples live: random-access sources (TFDS `data_source`s) read as one sequence.
 
-    `size` = (H, W) resizes every image (needed when the source's images vary in
-    size); None keeps the stored size, which must then be the same everywhere.
-    `unlabeled[k]` forces label -1 for every example of source k (STL-10's
-    unlabelled split). A progress bar appears when there is more than a moment's work.
+    Both ways of opening a dataset decode through `decode`, so the in-memory
+    array (`load_sources`) and the streamed batches (`ccjax.data.streaming`)
+    hold bit-identical pixels. `size` = (H, W) resizes every image (needed when
+    the stored images vary in size); None keeps the stored size, which must then
+    be the same everywhere. `unlabeled[k]` forces label -1 for every example of
+    source k (STL-10's unlabelled split). `meta_sources`, when given, are the
+    same examples with image decoding skipped: labels and ids are read from them
+    without decoding a pixel.
+    """
+
+    name: str
+    sources: list
+    label_key: str | None
+    id_key: str | None
+    size: tuple[int, int] | None
+    class_names: list[str] | None
+    unlabeled: list[bool] | None = None
+    meta_sources: list | None = None
+
+    def __post_init__(self):
+        self.lengths = [len(s) for s in self.sources]
+        self.offsets = np.cumsum([0] + self.lengths)  # source k holds global [offsets[k], offsets[k+1])
+        self.num_examples = int(self.offsets[-1])
+        if self.num_examples == 0:
+            raise ValueError(f"the dataset {self.name} has no examples")
+        self.unlabeled = list(self.unlabeled or [False] * len(self.sources))
+        first = np.asarray(self.sources[0][0]["image"])
+        channels = first.shape[-1] if first.ndim == 3 else 1
+        self.image_shape = ((self.size[0], self.size[1], channels) if self.size is not None
+                            else (*first.shape[:2], channels))
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What holding every decoded image in memory takes."""
+        return self.num_examples * int(np.prod(self.image_shape))
+
+    def chunks(self, chunk: int) -> list[tuple[int, int, int]]:
+        """(source k, start, stop) in source order, at most `chunk` examples each."""
+        return [(k, a, min(a + chunk, n)) for k, n in enumerate(self.lengths) for a in range(0, n, chunk)]
+
+    def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Global indices -> (source k, index within source k)."""
+        k = np.searchsorted(self.offsets, indices, side="right") - 1
+        return k, indices - self.offsets[k]
+
+    def read(self, indices: np.ndarray, *, meta_only: bool = False) -> list[tuple[int, dict]]:
+        """(source k, raw example) for each global index, in the order given."""
+        indices = np.asarray(indices, np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_examples):
+            raise IndexError(f"index out of range for {self.num_examples} examples")
+        ks, local = self.locate(indices)
+        sources = self.meta_sources if (meta_only and self.meta_sources is not None) else self.sources
+        out: list = [None] * len(indices)
+        for k in np.unique(ks):
+            rows = np.flatnonzero(ks == k)
+            for r, ex in zip(rows, _read_examples(sources[k], local[rows])):
+                out[r] = (int(k), ex)
+        return out
+
+    def image(self, ex: dict) -> np.ndarray:
+        """An example's image as stored in the dataset: uint8 [H, W, C], resized to `size` if set."""
+        img = np.asarray(ex["image"], np.uint8)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if self.size is not None:
+            img = resize_uint8(img, self.size)
+        elif img.shape != self.image_shape:
+            raise ValueError(f"an image of {self.name} has shape {img.shape}, expected {self.image_shape}")
+        return img
+
+    def label(self, k: int, ex: dict) -> int:
+        return -1 if self.label_key is None or self.unlabeled[k] else int(ex[self.label_key])
+
+    def example_id(self, ex: dict) -> str:
+        return _text(ex[self.id_key])
+
+
+def load_sources(spec: Sources, desc: str = "loading") -> ImageDataset:
+    """Decodes every example of `spec` into one in-memory `ImageDataset` (threads over chunks).
+
+    A progress bar appears when there is more than a moment's work.
     """
     from tqdm import tqdm
 
-    lengths = [len(s) for s in sources]
-    total = sum(lengths)
-    if total == 0:
-        raise ValueError("the dataset has no examples")
-    first = sources[0][0]["image"]
-    channels = first.shape[-1]
-    shape = (size[0], size[1], channels) if size is not None else tuple(first.shape)
-    images = np.empty((total, *shape), np.uint8)  # [N, H, W, C]
+    total = spec.num_examples
+    images = np.empty((total, *spec.image_shape), np.uint8)  # [N, H, W, C]
     labels = np.full(total, -1, np.int32)
-    ids: list[str] | None = [""] * total if id_key is not None else None
-    unlabeled = unlabeled or [False] * len(sources)
-
-    chunks = []  # (source index, start in source, stop in source, offset in the output)
-    offset = 0
-    for k, n in enumerate(lengths):
-        chunks += [(k, a, min(a + _CHUNK, n), offset + a) for a in range(0, n, _CHUNK)]
-        offset += n
+    ids: list[str] | None = [""] * total if spec.id_key is not None else None
 
     def fill(chunk) -> int:
-        k, a, b, out = chunk
-        for j, ex in enumerate(_read_range(sources[k], a, b)):
-            img = np.asarray(ex["image"], np.uint8)
-            if img.ndim == 2:
-                img = img[:, :, None]
-            if size is not None:
-                img = resize_uint8(img, size)
-            elif img.shape != shape:
-                raise ValueError(f"image {out + j} has shape {img.shape}, expected {shape}")
-            images[out + j] = img
-            if label_key is not None and not unlabeled[k]:
-                labels[out + j] = int(ex[label_key])
+        k, a, b = chunk
+        out = int(spec.offsets[k]) + a
+        for j, ex in enumerate(_read_examples(spec.sources[k], range(a, b))):
+            images[out + j] = spec.image(ex)
+            labels[out + j] = spec.label(k, ex)
             if ids is not None:
-                ids[out + j] = _text(ex[id_key])
+                ids[out + j] = spec.example_id(ex)
         return b - a
 
-    bar = tqdm(total=total, desc=desc, unit="img", disable=total < 20000 and size is None)
+    bar = tqdm(total=total, desc=desc, unit="img", disable=total < 20000 and spec.size is None)
     workers = max(1, min(8, os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        for n in pool.map(fill, chunks):
+        for n in pool.map(fill, spec.chunks(_CHUNK)):
             bar.update(n)
     bar.close()
-    return images, labels, ids
+    return ImageDataset(spec.name, images, labels if spec.label_key is not None else None,
+                        spec.class_names, ids)

@@ -7,7 +7,9 @@
   assembles the global array sharded over the mesh's 'data' axis.
 - Images stay uint8 until they are on the device (augmentation runs there).
 - A background thread reads and transfers the next batches while the device
-  computes the current one.
+  computes the current one; a `StreamingDataset` is decoded further ahead in
+  grain worker processes (ccjax.data.streaming), each reading whole
+  process-local batches chosen by the step alone.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows, epoch_permutation
+from ccjax.data.streaming import stream
 from ccjax.errors import UserError
 from ccjax.runtime.mesh import batch_sharding
-
-
-def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """The example order of one epoch: depends on (seed, epoch) only."""
-    return np.random.default_rng([seed, epoch, 0x0CC]).permutation(num_examples)
 
 
 def process_slice(global_batch: int) -> slice:
@@ -38,7 +37,10 @@ def process_slice(global_batch: int) -> slice:
 
 
 class TrainBatches:
-    """Global training batches of one dataset; drops the last incomplete batch of each epoch."""
+    """Global training batches of one dataset; drops the last incomplete batch of each epoch.
+
+    A `StreamingDataset` is read ahead in its grain workers; an in-memory one in a thread.
+    """
 
     def __init__(self, dataset, batch_size: int, seed: int, mesh: Mesh, anchors: np.ndarray | None = None):
         if dataset.num_examples < batch_size:
@@ -52,33 +54,37 @@ class TrainBatches:
         self.anchors = anchors
         self.sharding = batch_sharding(mesh)
         self.steps_per_epoch = dataset.num_examples // batch_size
-        self._rows = process_slice(batch_size)
+        self.rows = TrainRows(dataset.num_examples, batch_size, seed, process_slice(batch_size))
+        self._read = ReadTrainBatch(dataset, self.rows)
 
     def global_indices(self, epoch: int, step_in_epoch: int) -> np.ndarray:
-        order = epoch_permutation(self.dataset.num_examples, self.seed, epoch)
-        start = step_in_epoch * self.batch_size
-        return order[start : start + self.batch_size]
+        return self.rows.global_indices(epoch, step_in_epoch)
 
     def batch(self, epoch: int, step_in_epoch: int) -> dict[str, jax.Array]:
         """The global batch `step_in_epoch` of `epoch`, as arrays sharded over 'data'."""
-        local = self.global_indices(epoch, step_in_epoch)[self._rows]
-        return to_global(self._read(local), self.sharding, self.batch_size)
+        return self._to_global(self._read(epoch * self.steps_per_epoch + step_in_epoch))
 
-    def _read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        ex = self.dataset.read(indices)
-        out = {"image": ex["image"], "index": ex["index"].astype(np.int32)}
+    def _to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         if self.anchors is not None:
-            out["anchor"] = self.anchors[indices]
-        return out
+            local = {**local, "anchor": self.anchors[local["index"]]}
+        return to_global(local, self.sharding, self.batch_size)
 
     def iterate(self, start_step: int, num_steps: int, prefetch: int = 2) -> Iterator[tuple[int, dict]]:
-        """(global step, batch) for steps [start_step, start_step + num_steps), read ahead in a thread."""
+        """(global step, batch) for steps [start_step, start_step + num_steps), read ahead."""
+        steps = range(start_step, start_step + num_steps)
+        if getattr(self.dataset, "streaming", False):
+            local = stream(self._read, steps, self.dataset.workers, self.dataset.buffer)
+            # grain decodes ahead in its workers; this thread keeps the transfers ahead of the device.
+            return prefetch_map(lambda sl: (sl[0], self._to_global(sl[1])), _numbered(steps, local), prefetch)
+        return prefetch_map(lambda step: (step, self._to_global(self._read(step))), steps, prefetch)
 
-        def produce(step: int):
-            epoch, k = divmod(step, self.steps_per_epoch)
-            return step, self.batch(epoch, k)
 
-        return prefetch_map(produce, range(start_step, start_step + num_steps), prefetch)
+def _numbered(items, local):
+    """(item, batch) pairs; the grain iterator is closed with this generator."""
+    try:
+        yield from zip(items, local)
+    finally:
+        local.close()
 
 
 def to_global(local: dict[str, np.ndarray], sharding, global_batch: int) -> dict[str, jax.Array]:
@@ -98,25 +104,26 @@ class EvalBatches:
         self.anchors = anchors
         self.sharding = batch_sharding(mesh)
         self.num_batches = -(-dataset.num_examples // batch_size)
-        self._rows = process_slice(batch_size)
+        self._read = ReadEvalBatch(dataset, batch_size, process_slice(batch_size))
 
     def __len__(self) -> int:
         return self.num_batches
 
     def batch(self, i: int) -> dict[str, jax.Array]:
-        n = self.dataset.num_examples
-        idx = np.arange(i * self.batch_size, (i + 1) * self.batch_size)[self._rows]
-        valid = idx < n
-        idx = np.where(valid, idx, n - 1)  # pad by repeating the last example
-        ex = self.dataset.read(idx)
-        local = {"image": ex["image"], "index": idx.astype(np.int32), "valid": valid}
+        return self._to_global(self._read(i))
+
+    def _to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         if self.anchors is not None:
-            local["anchor"] = self.anchors[idx]
+            local = {**local, "anchor": self.anchors[local["index"]]}
         return to_global(local, self.sharding, self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
-        for _, b in prefetch_map(lambda i: (i, self.batch(i)), range(self.num_batches), 2):
-            yield b
+        items = range(self.num_batches)
+        if getattr(self.dataset, "streaming", False):
+            local = stream(self._read, items, self.dataset.workers, self.dataset.buffer)
+            yield from prefetch_map(self._to_global, local, 2)
+        else:
+            yield from prefetch_map(lambda i: self._to_global(self._read(i)), items, 2)
 
 
 def map_batches(fn: Callable[[dict], jax.Array], dataset, batch_size: int, mesh: Mesh,
@@ -141,7 +148,8 @@ def map_batches(fn: Callable[[dict], jax.Array], dataset, batch_size: int, mesh:
 def prefetch_map(fn, items, depth: int):
     """Yields fn(item) for each item, computing up to `depth` ahead in a daemon thread.
 
-    Exceptions in the producer are re-raised in the consumer.
+    Exceptions in the producer are re-raised in the consumer. An `items` generator
+    is closed by the producer when it stops (this shuts grain's workers down).
     """
     if depth <= 0:
         yield from map(fn, items)
@@ -159,6 +167,10 @@ def prefetch_map(fn, items, depth: int):
             q.put(("ok", done))
         except BaseException as e:  # forwarded to the consumer
             q.put(("err", e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     t = threading.Thread(target=producer, daemon=True)
     t.start()

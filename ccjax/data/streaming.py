@@ -1,0 +1,137 @@
+"""Datasets larger than host memory: `StreamingDataset`, and reading batches ahead in grain workers.
+
+`StreamingDataset` is the `Dataset` contract over the same `Sources` that the
+in-memory `ImageDataset` is decoded from, but it holds no image: `read(indices)`
+decodes just those examples, with the same `Sources.image` code, so both give
+bit-identical pixels. Only labels (4 bytes an example) are kept, read once
+without decoding an image.
+
+`stream(read_fn, items, ...)` runs `read_fn(item)` (one process-local batch) for
+each item in grain worker processes (`grain.MapDataset` + `mp_prefetch`) and
+yields the results in item order. What a batch holds is decided by the item
+alone (a global step, or an evaluation batch number), never by which worker
+read it or how many there are, so streamed batches equal in-memory ones and a
+resumed run reads what an uninterrupted one would. Read-ahead is bounded:
+`buffer` batches per worker, so host memory is about
+workers x (buffer + 1) x one batch, whatever the dataset's size.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from ccjax.data.dataset import Sources
+
+_LABEL_CHUNK = 4096
+
+
+class StreamingDataset:
+    """A `Dataset` that decodes examples from their sources when read (docs/datasets.md, "Streaming")."""
+
+    streaming = True
+
+    def __init__(self, spec: Sources, workers: int = -1, buffer: int = 2):
+        """workers: grain worker processes reading batches ahead (-1: one per core, at most 8; 0: read
+        in a thread of this process); buffer: batches each worker reads ahead."""
+        self.spec = spec
+        self.name = spec.name
+        self.num_examples = spec.num_examples
+        self.image_shape: tuple[int, int, int] = tuple(int(d) for d in spec.image_shape)  # type: ignore[assignment]
+        self.class_names = None if spec.class_names is None else list(spec.class_names)
+        self.num_classes = None if spec.class_names is None else len(spec.class_names)
+        self.workers = default_workers() if workers < 0 else int(workers)
+        self.buffer = max(1, int(buffer))
+        self._labels: np.ndarray | None = None
+
+    def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """image uint8 [n, H, W, C], label int32 [n] (-1 = no label), index int32 [n]: decoded now."""
+        indices = np.asarray(indices, np.int64)
+        images = np.empty((len(indices), *self.image_shape), np.uint8)
+        labels = np.empty(len(indices), np.int32)
+        for j, (k, ex) in enumerate(self.spec.read(indices)):
+            images[j] = self.spec.image(ex)
+            labels[j] = self.spec.label(k, ex)
+        return {"image": images, "label": labels, "index": indices.astype(np.int32)}
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int32 [N] (-1 = no label), read once on first use without decoding an image."""
+        if self._labels is None:
+            from tqdm import tqdm
+
+            n = self.num_examples
+            labels = np.full(n, -1, np.int32)
+            if self.spec.label_key is not None:
+                for start in tqdm(range(0, n, _LABEL_CHUNK), desc=f"labels of {self.name}", unit="chunk",
+                                  disable=n < 50 * _LABEL_CHUNK, leave=False):
+                    idx = np.arange(start, min(n, start + _LABEL_CHUNK))
+                    labels[idx] = [self.spec.label(k, ex) for k, ex in self.spec.read(idx, meta_only=True)]
+            self._labels = labels
+        return self._labels
+
+    def example_ids(self, indices) -> list[str]:
+        """File names (or TFDS ids) where the dataset has them, else the index as text."""
+        indices = np.asarray(indices, np.int64)
+        if self.spec.id_key is None:
+            return [str(int(i)) for i in indices]
+        return [self.spec.example_id(ex) for _, ex in self.spec.read(indices, meta_only=True)]
+
+    def __getstate__(self):  # what grain's workers get: the sources, not the labels
+        state = dict(self.__dict__)
+        state["_labels"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return (f"StreamingDataset({self.name!r}, {self.num_examples} x {self.image_shape}, "
+                f"classes={self.num_classes}, workers={self.workers})")
+
+
+def default_workers() -> int:
+    """One grain worker per core, at most 8 (decoding is the work; the device needs little host CPU)."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def stream(read_fn: Callable[[int], dict], items: Sequence[int], workers: int, buffer: int) -> Iterator[dict]:
+    """read_fn(item) for each item, in order, computed ahead in `workers` grain processes (0: one thread).
+
+    `read_fn` must be picklable (workers get a copy) and must depend on the item only.
+    """
+    import grain
+
+    if len(items) == 0:
+        return _closing(iter(()))
+    ds = grain.MapDataset.source(list(items)).map(read_fn)
+    # One read thread and a short queue in each worker: grain's defaults (16 threads,
+    # 500 elements) would hold hundreds of batches.
+    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=buffer))
+    if workers > 0:
+        _absl_flags_ready()
+        # Batches come back through a pipe, not grain's shared memory: a pipe leaves nothing
+        # behind when a run stops early (grain can drop a shared block it has just filled,
+        # which Python's resource tracker then reports as leaked), and copying a batch costs
+        # little next to decoding it (docs/benchmarks.md, "Streaming").
+        it = grain.experimental.WithOptionsIterDataset(it, grain.experimental.DatasetOptions(min_shm_size=1 << 62))
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer))
+    return _closing(iter(it))
+
+
+def _absl_flags_ready() -> None:
+    """grain's workers read absl flags; outside an absl app (a notebook, a library call) nothing
+    has parsed them, so their defaults are taken as parsed."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def _closing(iterator) -> Iterator[dict]:
+    """Yields from a grain iterator and shuts its worker processes down when done or abandoned."""
+    try:
+        yield from iterator
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,186 @@
+"""Streaming input (grain workers) against the in-memory path: same pixels, same batches, same training."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import test_data_fakes as data_fakes
+from ccjax import train
+from ccjax.cli.prepare import dataset_config
+from ccjax.data import builder as builder_lib
+from ccjax.data.catalog import choose_in_memory, open_dataset
+from ccjax.data.dataset import ImageDataset, Sources, load_sources
+from ccjax.data.pipeline import EvalBatches, TrainBatches, map_batches
+from ccjax.data.streaming import StreamingDataset
+from ccjax.errors import UserError
+from ccjax.run.build import TrainingRun
+from ccjax.runtime.mesh import make_mesh
+from fakes import ArraySource, array_dataset, blob_images, shapes_folder, streamed_dataset
+from test_train import digits_config, read_params, tiny_config
+
+
+def test_sources_read_across_source_boundaries_like_the_in_memory_array():
+    """Two sources (the second unlabelled, like STL-10's extra split): global index i is example
+    i - offset of the source that holds it, and a forced-unlabelled source reads label -1."""
+    imgs, labels = blob_images(n=12, size=6)
+    a, b = ArraySource(imgs[:5], labels[:5], "a"), ArraySource(imgs[5:], labels[5:], "b")
+    spec = Sources("two", [a, b], "label", "file", None, ["0", "1", "2", "3"], unlabeled=[False, True])
+    streamed = StreamingDataset(spec, workers=0)
+    idx = np.array([6, 0, 11, 4, 5])
+    got = streamed.read(idx)
+    np.testing.assert_array_equal(got["image"], imgs[idx])
+    np.testing.assert_array_equal(got["label"], [-1, labels[0], -1, labels[4], -1])
+    assert streamed.example_ids(idx) == ["b_1", "a_0", "b_6", "a_4", "b_0"]
+    memory = load_sources(spec)
+    np.testing.assert_array_equal(memory.images, imgs)
+    np.testing.assert_array_equal(streamed.labels, memory.labels)
+    assert memory.example_ids(range(12)) == streamed.example_ids(range(12))
+    with pytest.raises(IndexError):
+        streamed.read(np.array([12]))
+
+
+def test_a_prepared_folder_streams_the_pixels_labels_and_ids_it_holds_in_memory(tmp_path):
+    """The real path: a folder prepared to array_record, read through TFDS data_source both ways,
+    with a resize on read (image_size differs from the stored size) and a label-only read."""
+    root, data_dir = str(tmp_path / "shapes"), str(tmp_path / "tfds")
+    shapes_folder(root, per_class=6, size=16)
+    base = dict(name=f"folder:{root}", data_dir=data_dir, num_clusters=-1)
+    memory = open_dataset(dataset_config(**base, in_memory="true"))
+    streamed = open_dataset(dataset_config(**base, in_memory="false", stream_workers=0))
+    assert isinstance(memory, ImageDataset) and isinstance(streamed, StreamingDataset)
+    assert memory.how_opened.startswith("in memory") and streamed.how_opened.startswith("streamed")
+    assert (streamed.num_examples, streamed.image_shape, streamed.class_names) == (
+        memory.num_examples, memory.image_shape, memory.class_names)
+    idx = np.random.default_rng(0).permutation(memory.num_examples)[:10]
+    a, b = memory.read(idx), streamed.read(idx)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    np.testing.assert_array_equal(memory.labels, streamed.labels)
+    assert memory.example_ids(idx) == streamed.example_ids(idx)
+
+
+def test_auto_streams_only_what_does_not_fit_the_memory_share():
+    cfg = dataset_config("digits", in_memory="auto", memory_share=0.5)
+    assert choose_in_memory(cfg, 10**6)[0] is True
+    keep, why = choose_in_memory(cfg, 10**15)  # a petabyte
+    assert keep is False and "in_memory=true" in why
+    assert choose_in_memory(dataset_config("digits", in_memory="true"), 10**15)[0] is True
+    assert choose_in_memory(dataset_config("digits", in_memory="false"), 1)[0] is False
+    with pytest.raises(UserError, match="auto, true or false"):
+        choose_in_memory(dataset_config("digits", in_memory="maybe"), 1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_global_batches_equal_in_memory_ones_from_any_start_step(workers):
+    imgs, labels = blob_images(n=40)
+    mesh = make_mesh(jax.devices()[:4])
+    memory = TrainBatches(array_dataset(imgs, labels), 16, seed=5, mesh=mesh)
+    streamed = TrainBatches(streamed_dataset(imgs, labels, workers), 16, seed=5, mesh=mesh)
+    want = [jax.device_get(b) for _, b in memory.iterate(0, 7)]  # 2 steps an epoch: crosses 3 epochs
+    got = [(s, jax.device_get(b)) for s, b in streamed.iterate(0, 7)]
+    assert [s for s, _ in got] == list(range(7))
+    for (_, g), w in zip(got, want):
+        for k in w:
+            np.testing.assert_array_equal(g[k], w[k], err_msg=k)
+    resumed = [jax.device_get(b) for _, b in streamed.iterate(3, 4)]  # position from the step alone
+    for g, w in zip(resumed, want[3:]):
+        np.testing.assert_array_equal(g["image"], w["image"])
+
+
+def test_streamed_evaluation_batches_cover_the_dataset_in_order():
+    imgs, labels = blob_images(n=37)
+    mesh = make_mesh(jax.devices()[:4])
+    fn = lambda b: b["image"].astype(np.float32).mean(axis=(1, 2, 3))  # noqa: E731
+    want = map_batches(fn, array_dataset(imgs, labels), 16, mesh)
+    got = map_batches(fn, streamed_dataset(imgs, labels, workers=2), 16, mesh)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(want, imgs.reshape(37, -1).mean(1), rtol=1e-6)
+    assert len(EvalBatches(streamed_dataset(imgs, labels, 0), 16, mesh)) == 3
+
+
+def test_training_on_streamed_batches_is_bit_identical_to_in_memory():
+    imgs, labels = blob_images(n=48)
+    config = tiny_config()
+    finals = []
+    for ds in (array_dataset(imgs, labels), streamed_dataset(imgs, labels, workers=2)):
+        run = TrainingRun(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)
+        state = run.init_state()
+        for _, batch in run.batches.iterate(0, 4):
+            state, _ = run.train_step(state, batch)
+        finals.append(jax.device_get(state.params))
+    for a, b in zip(*map(jax.tree.leaves, finals)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_streamed_kill_and_resume_is_bit_identical_to_an_uninterrupted_in_memory_run(tmp_path):
+    """Stopped after epoch 1 and resumed, both streamed, the run ends exactly where one uninterrupted
+    in-memory run does: parameters, history and assignments."""
+    memory = digits_config(epochs=2)
+    memory.dataset.in_memory = "true"
+    streamed = digits_config(epochs=2)
+    streamed.dataset.in_memory = "false"
+    streamed.dataset.stream_workers = 2
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    full = train.train_and_evaluate(memory, a)
+    assert train.train_and_evaluate(streamed, b, stop_at_epoch=1) == {"stopped_at_step": 7}
+    resumed = train.train_and_evaluate(streamed, b)
+    for k in ("acc", "nmi", "ari", "entropy"):
+        assert full[k] == resumed[k], k
+    (sa, _), (sb, _) = read_params(a, memory), read_params(b, memory)
+    assert int(sa.step) == int(sb.step) == 14
+    for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb)):
+        np.testing.assert_array_equal(x, y)
+    strip = lambda path: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
+                          for l in open(os.path.join(path, "history.jsonl"))]
+    assert strip(a) == strip(b)
+    assert open(os.path.join(a, "report", "assignments.csv")).read() == open(
+        os.path.join(b, "report", "assignments.csv")).read()
+
+
+def test_a_folder_with_bad_files_streams_its_good_images_and_reports_the_rest(tmp_path):
+    """Opening a folder in streaming mode prepares it as the in-memory path does: corrupt, empty and
+    non-image files are skipped and listed; what streams back equals what is held in memory."""
+    root, data_dir = str(tmp_path / "imgs"), str(tmp_path / "tfds")
+    expected = data_fakes.odd_folder(root, side=16)
+    base = dict(name=f"folder:{root}", data_dir=data_dir, image_size=16)
+    streamed = open_dataset(dataset_config(**base, in_memory="false", stream_workers=0))
+    (cfg_dir,) = os.listdir(os.path.join(data_dir, builder_lib.TFDS_NAME))
+    report = open(os.path.join(data_dir, builder_lib.TFDS_NAME, cfg_dir, builder_lib.VERSION,
+                               builder_lib.REPORT_FILE)).read().splitlines()[1:]
+    skipped = dict(line.split("\t", 1) for line in report)
+    assert set(skipped) == {k for k, v in expected.items() if v is None}
+    assert skipped["car/empty.png"] == "empty file" and skipped["car/notes.txt"] == "not an image"
+    assert skipped["car/truncated.jpg"].startswith("corrupt or truncated")
+    memory = open_dataset(dataset_config(**base, in_memory="true"))
+    assert streamed.num_examples == memory.num_examples == 10
+    all_idx = np.arange(10)
+    np.testing.assert_array_equal(streamed.read(all_idx)["image"], memory.read(all_idx)["image"])
+    assert streamed.example_ids(all_idx) == sorted(k for k, v in expected.items() if v is not None)
+
+
+def test_preparation_writes_shard_by_shard_in_file_order(tmp_path, monkeypatch):
+    """A folder larger than one shard is written as several array_record shards (no TensorFlow, one
+    shard in memory at a time); example i is still the i-th usable file, across shard boundaries."""
+    monkeypatch.setattr(builder_lib, "SHARD_BYTES", 1)  # the floor: 64 images a shard
+    root, data_dir = str(tmp_path / "shapes"), str(tmp_path / "tfds")
+    written = shapes_folder(root, per_class=40, size=8)  # 160 images: 3 shards
+    paths = sorted(p for p, _, _ in written)  # class folders, then files, in name order
+    os.remove(paths[70])
+    open(paths[100], "wb").close()  # an empty file: skipped
+    ds = open_dataset(dataset_config(f"folder:{root}", data_dir=data_dir, in_memory="false", stream_workers=0))
+    (cfg_dir,) = os.listdir(os.path.join(data_dir, builder_lib.TFDS_NAME))
+    folder = os.path.join(data_dir, builder_lib.TFDS_NAME, cfg_dir, builder_lib.VERSION)
+    assert len([f for f in os.listdir(folder) if ".array_record-" in f]) == 3
+    kept = [p for i, p in enumerate(paths) if i not in (70, 100)]
+    assert ds.num_examples == 158
+    assert ds.example_ids(np.arange(158)) == [os.path.relpath(p, root) for p in kept]
+    from PIL import Image
+
+    for i in (0, 63, 64, 69, 70, 127, 157):
+        np.testing.assert_array_equal(ds.read(np.array([i]))["image"][0], np.asarray(Image.open(kept[i])))
