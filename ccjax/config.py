@@ -295,3 +295,44 @@ def own_images_config(method: str) -> ml_collections.ConfigDict:
     if method == "mfavbs":
         c.augment2.solarize_p = 0.2  # T^b = T^a + solarize (the paper's second view)
     return c
+
+
+IMAGENET_SCALE_DATASETS = ("imagenet50", "imagenet100", "imagenet200", "imagenet1k")
+
+
+def imagenet_scale_config(method: str, dataset: str) -> ml_collections.ConfigDict:
+    """The settings of configs/{cc,gecc}_imagenet{50,100,200,1k}.py: ImageNet-scale clustering.
+
+    From SCAN (Van Gansbeke et al., ECCV 2020; its configs/pretext/moco_imagenet*.yml
+    and configs/scan/scan_imagenet_*.yml): ResNet-50 at 224x224, a 128-d instance
+    head, SimCLR augmentation (random resized crop of 20-100% of the area to 224,
+    flip, colour jitter 0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2, ImageNet
+    mean/std) and 100 epochs (its clustering step). SCAN trains a MoCo pretext
+    model and then a clustering head with SGD at batch 1024; CC and GeCC train
+    end to end, so the optimiser and loss settings stay theirs (Adam 3e-4, batch
+    256, tau_I 0.5, tau_C 1.0; GeCC's CDSM reference view and both weights).
+    The data is streamed (`dataset.in_memory=auto`: ImageNet-100 at 224 is 19 GB
+    decoded, ImageNet-1k 193 GB) with one grain worker per core; checkpoints every
+    epoch, evaluation every 10.
+    """
+    if method not in ("cc", "gecc") or dataset not in IMAGENET_SCALE_DATASETS:
+        raise ValueError(f"imagenet_scale_config: got {method!r}, {dataset!r}")
+    c = get_base_config()
+    c.method = method
+    c.objective = method
+    c.dataset.name = dataset
+    c.dataset.image_size = 224  # stored (subsets) or resized on read (imagenet1k) to 224
+    c.model.backbone = "resnet50"
+    c.model.stem = "imagenet"
+    c.model.feature_dim = 128
+    c.batch_size = 256
+    c.learning_rate = 3e-4
+    c.num_epochs = 100
+    c.augment = augment_config(image_size=224, crop_scale=(0.2, 1.0), mean=(0.485, 0.456, 0.406),
+                               std=(0.229, 0.224, 0.225), blur_p=0.0)
+    c.eval.every_epochs = 10
+    c.checkpoint.every_epochs = 1
+    if method == "gecc":
+        c.gecc.reference = "cdsm"
+        c.gecc.weights = "both"
+    return c

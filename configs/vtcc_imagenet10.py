@@ -1,4 +1,5 @@
-"""VTCC (Ling et al. 2022) on ImageNet-10: the MFAVBs-CC paper's baseline (its Table 4 row "VTCC").
+"""VTCC (Ling et al. 2022) on ImageNet-10: the MFAVBs-CC paper's baseline (its Table 4 row
+"VTCC").
 
 The MFAVBs-CC paper's ViT-small with N = 0 fusing blocks and no CLIP anchor:
 ConvStem + 8 pre-norm blocks, E = 512, 8 heads, patch 16 at 224x224, VTCC's

@@ -1,9 +1,10 @@
 """Runs a few train steps of a tiny CC or GeCC model; used by test_multiprocess.py.
 
-    python tests/mp_worker.py OBJECTIVE OUT.npz [STEPS]
+    python tests/mp_worker.py OBJECTIVE OUT.npz [STEPS] [memory|streamed]
 
 Works as one process or as one of several started by launch/local.sh: the
-global batches are the same either way, so the results must agree.
+global batches are the same either way, so the results must agree. `streamed`
+reads the same images through grain workers (each process its own rows).
 """
 
 import os
@@ -19,7 +20,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ccjax.run.build import TrainingRun  # noqa: E402
-from fakes import array_dataset, blob_images  # noqa: E402
+from fakes import array_dataset, blob_images, streamed_dataset  # noqa: E402
 from test_train import tiny_config  # noqa: E402
 
 
@@ -30,9 +31,11 @@ def replicated_value(x):
 def main():
     objective, out = sys.argv[1], sys.argv[2]
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    streamed = len(sys.argv) > 4 and sys.argv[4] == "streamed"
     imgs, labels = blob_images(n=64)
     config = tiny_config(objective)
-    run = TrainingRun(config, dataset=array_dataset(imgs, labels))
+    dataset = streamed_dataset(imgs, labels, workers=1) if streamed else array_dataset(imgs, labels)
+    run = TrainingRun(config, dataset=dataset)
     state = run.init_state()
     losses = []
     for step, batch in run.batches.iterate(0, steps):

@@ -65,14 +65,22 @@ def test_data_dir_defaults_to_tfds_data_dir_env(monkeypatch, digits_dir):
 @pytest.mark.parametrize(
     "name, tfds_label, classes, splits",
     [("cifar10", "label", 10, 2), ("cifar100_20", "coarse_label", 20, 2), ("stl10", "label", 10, 2),
-     ("uc_merced", "label", 21, 1)],
+     ("uc_merced", "label", 21, 1), ("imagenet1k", "label", 1000, 1)],
 )
 def test_catalog_datasets_under_mock_data(tmp_path, name, tfds_label, classes, splits):
     n = 6
-    cfg = dataset_config(name, data_dir=str(tmp_path), image_size=16 if name == "uc_merced" else 0)
+    varying = name in ("uc_merced", "imagenet1k")  # images of varying size: resized as they are read
+    cfg = dataset_config(name, data_dir=str(tmp_path), image_size=16 if varying else 0)
     with tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = open_dataset(cfg)
-        tfds_name = {"cifar100_20": "cifar100"}.get(name, name)
+        # Streamed (read in this process: mock_data's sources exist only here) it reads the same.
+        cfg.in_memory, cfg.stream_workers = "false", 0
+        streamed = open_dataset(cfg)
+        assert streamed.how_opened.startswith("streamed")
+        all_idx = np.arange(ds.num_examples)
+        for k, v in streamed.read(all_idx).items():
+            np.testing.assert_array_equal(v, ds.read(all_idx)[k], err_msg=k)
+        tfds_name = {"cifar100_20": "cifar100", "imagenet1k": "imagenet2012"}.get(name, name)
         raw = [ex for s in (["train", "test"][:splits]) for ex in
                tfds.data_source(tfds_name, split=s, data_dir=str(tmp_path))]
     assert ds.num_examples == n * splits
@@ -81,7 +89,7 @@ def test_catalog_datasets_under_mock_data(tmp_path, name, tfds_label, classes, s
     # The label field is the paper's target (CIFAR-100: the 20 superclasses).
     np.testing.assert_array_equal(batch["label"], [int(ex[tfds_label]) for ex in raw])
     assert batch["label"].min() >= 0 and batch["label"].max() < classes
-    if name == "uc_merced":  # images of varying size are resized at load
+    if varying:
         assert ds.image_shape == (16, 16, 3)
     else:
         assert ds.image_shape == raw[0]["image"].shape

@@ -73,3 +73,48 @@ def test_missing_or_incomplete_manual_dir(tmp_path):
     data_fakes.imagenet_folders(manual, IMAGENET10[:7], per_class=1)
     with pytest.raises(UserError, match=r"3 of its 10 ImageNet classes are not in .*n04285008"):
         prepare_dataset(dataset_config("imagenet10", data_dir=data_dir, manual_dir=manual))
+
+
+def _scan_list(path, wnids, names):
+    """A class list in SCAN's format: `<wnid> <class name>` per line."""
+    with open(path, "w") as f:
+        f.writelines(f"{w} {n}\n" for w, n in zip(wnids, names))
+
+
+def test_scan_subset_reads_the_users_class_list_in_its_order(tmp_path):
+    """ImageNet-50 (SCAN): the class list is the user's copy of SCAN's file; labels follow its order
+    (not wnid order), its names become the class names (a repeated name gets its wnid), and nothing
+    outside the list is read."""
+    wnids = [f"n{9000000 - 7 * i:08d}" for i in range(50)]  # descending: list order != sorted order
+    names = [f"Class {i}" for i in range(49)] + ["Class 3"]  # ImageNet repeats names ('crane')
+    manual = tmp_path / "imagenet"
+    data_fakes.imagenet_folders(str(manual), wnids + ["n01440764"], per_class=1)
+    data_dir = str(tmp_path / "tfds")
+    cfg = dataset_config("imagenet50", data_dir=data_dir, manual_dir=str(manual), image_size=8)
+    with pytest.raises(UserError) as e:  # no list yet: one line saying which file, from where, to where
+        prepare_dataset(cfg)
+    msg = str(e.value)
+    assert "\n" not in msg and "imagenet_50.txt" in msg and "wvangansbeke/Unsupervised-Classification" in msg
+    assert str(manual / "imagenet_50.txt") in msg
+
+    (manual / "imagenet_subsets").mkdir()
+    _scan_list(manual / "imagenet_subsets" / "imagenet_50.txt", wnids[:49], names[:49])
+    with pytest.raises(UserError, match="lists 49 classes"):
+        prepare_dataset(cfg)
+    _scan_list(manual / "imagenet_subsets" / "imagenet_50.txt", wnids, names)
+    assert "prepared 50 images" in prepare_dataset(cfg)
+    ds = open_dataset(dataset_config("imagenet50", data_dir=data_dir, image_size=8))
+    assert ds.num_classes == 50 and ds.class_names[:2] == ["Class 0", "Class 1"]
+    assert ds.class_names[3] == f"Class 3 ({wnids[3]})" and ds.class_names[49] == f"Class 3 ({wnids[49]})"
+    ids = ds.example_ids(range(50))
+    assert [i.split("/")[0] for i in ids] == wnids
+    np.testing.assert_array_equal(ds.read(np.arange(50))["label"], np.arange(50))
+
+
+def test_scan_class_list_lines_must_start_with_a_wordnet_id(tmp_path):
+    from ccjax.data.imagenet import parse_class_list
+
+    assert parse_class_list("# comment\nn01601694 Dipper\nn01669191\tBox Turtle\n") == [
+        ("n01601694", "Dipper"), ("n01669191", "Box Turtle")]
+    with pytest.raises(UserError, match="WordNet id"):
+        parse_class_list("Dipper n01601694\n")

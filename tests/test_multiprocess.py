@@ -29,12 +29,14 @@ def run_cmd(cmd, env_extra, timeout=300):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", ["cc", "gecc"])
-def test_two_processes_match_one_process(tmp_path, objective):
+@pytest.mark.parametrize("objective,multi_input", [("cc", "streamed"), ("gecc", "memory")])
+def test_two_processes_match_one_process(tmp_path, objective, multi_input):
+    """1 process x 4 devices reading from memory against 2 x 2; for CC the two processes stream
+    their rows through grain workers, so this also pins streamed multi-process input to in-memory."""
     single, multi = str(tmp_path / "single.npz"), str(tmp_path / "multi.npz")
     run_cmd([sys.executable, WORKER, objective, single], {"JAX_NUM_CPU_DEVICES": "4"})
     out = run_cmd(["bash", os.path.join(ROOT, "launch", "local.sh"), "2", "2", "--",
-                   sys.executable, WORKER, objective, multi], {})
+                   sys.executable, WORKER, objective, multi, "3", multi_input], {})
     assert "process 1/2 devices 4" in out, out
     a, b = np.load(single), np.load(multi)
     np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-5)

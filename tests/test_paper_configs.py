@@ -424,7 +424,8 @@ def test_paper_config_holds_paper_value(name, row):
 
 def test_every_paper_config_has_a_row():
     on_disk = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))}
-    paper_configs = {n for n in on_disk if not n.endswith(("_digits", "_images")) and not n.startswith("_")}
+    beyond_the_papers = ("_digits", "_images", "_imagenet50", "_imagenet100", "_imagenet200", "_imagenet1k")
+    paper_configs = {n for n in on_disk if not n.endswith(beyond_the_papers) and not n.startswith("_")}
     missing = sorted(paper_configs - TABLE.keys())
     assert not missing, f"paper configs without a row in tests/test_paper_configs.py's TABLE: {missing}"
     stale = sorted(TABLE.keys() - on_disk)
@@ -437,3 +438,19 @@ def test_table_rows_are_unique_and_cited():
         duplicated = sorted({f for f in fields if fields.count(f) > 1})
         assert not duplicated, f"{name}: fields listed twice: {duplicated}"
         assert all(r.source for r in rows), f"{name}: a row without its paper section"
+
+
+@pytest.mark.parametrize("name", [f"{m}_{d}" for m in ("cc", "gecc")
+                                  for d in ("imagenet50", "imagenet100", "imagenet200", "imagenet1k")])
+def test_imagenet_scale_configs_carry_scans_settings(name):
+    """SCAN's configs/pretext/moco_imagenet*.yml and configs/scan/scan_imagenet_*.yml (github.com/
+    wvangansbeke/Unsupervised-Classification): resnet50, features_dim 128, crop_size 224,
+    random_resized_crop scale [0.2, 1.0], colour jitter 0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2,
+    ImageNet mean/std, 100 epochs; the objective stays the config's own method."""
+    c = load_config(name)
+    assert (c.model.backbone, c.model.feature_dim, c.augment.image_size) == ("resnet50", 128, 224)
+    assert tuple(c.augment.crop_scale) == (0.2, 1.0) and c.augment.jitter_p == 0.8 and c.augment.grayscale_p == 0.2
+    assert (c.augment.brightness, c.augment.contrast, c.augment.saturation, c.augment.hue) == (0.4, 0.4, 0.4, 0.1)
+    assert tuple(c.augment.mean) == (0.485, 0.456, 0.406) and tuple(c.augment.std) == (0.229, 0.224, 0.225)
+    assert c.num_epochs == 100 and c.dataset.in_memory == "auto"
+    assert c.objective == name.split("_")[0] and c.dataset.name == name.split("_")[1]

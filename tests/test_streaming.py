@@ -184,3 +184,19 @@ def test_preparation_writes_shard_by_shard_in_file_order(tmp_path, monkeypatch):
 
     for i in (0, 63, 64, 69, 70, 127, 157):
         np.testing.assert_array_equal(ds.read(np.array([i]))["image"][0], np.asarray(Image.open(kept[i])))
+
+
+def test_the_nuisance_statistics_of_a_streamed_dataset_equal_the_in_memory_ones(monkeypatch):
+    from ccjax.eval import nuisance
+
+    monkeypatch.setattr(nuisance, "_CHUNK", 64)  # 4 chunks, read by 2 workers, reassembled in order
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (300, 6, 6, 3), dtype=np.uint8)
+    idx = rng.permutation(300)[:250]
+    want = nuisance.image_statistics(array_dataset(imgs, None), idx)
+    got = nuisance.image_statistics(streamed_dataset(imgs, None, workers=2), idx)
+    assert list(got) == list(want) == ["colour", "brightness", "contrast", "saturation"]
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    np.testing.assert_allclose(want["brightness"], (imgs[idx] / 255.0 @ [0.299, 0.587, 0.114]).mean((1, 2)),
+                               rtol=1e-5)

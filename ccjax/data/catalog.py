@@ -70,12 +70,24 @@ TFDS_CATALOG = {
                        "STL-10 (2.6 GB, ai.stanford.edu)"),
     "uc_merced": TfdsEntry("uc_merced", ("train",), "label", "filename", 21, 2100, None, 256,
                            "UC Merced Land Use (317 MB, weegee.vision.ucmerced.edu)"),
+    # TFDS's imagenet2012 from a manual download (ILSVRC2012_img_train.tar and _val.tar in
+    # <data_dir>/downloads/manual): the 1,281,167 train images, decoded and resized to image_size
+    # (224 by default) as they are read; far beyond host memory, so `in_memory=auto` streams it.
+    "imagenet1k": TfdsEntry("imagenet2012", ("train",), "label", "file_name", 1000, 1281167, None, 224,
+                            f"ImageNet-2012 (ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, 147 GB, "
+                            f"a manual download from {imagenet.DOWNLOAD_URL} into <data_dir>/downloads/manual)"),
 }
 STL10_UNLABELLED = ("unlabelled", 100000)
 
 LOCAL_CATALOG = {
     "imagenet10": LocalEntry("imagenet", 10, 13000, None, f"the ImageNet-2012 train set ({imagenet.DOWNLOAD_URL})"),
     "imagenet_dogs": LocalEntry("imagenet", 15, 19500, None, f"the ImageNet-2012 train set ({imagenet.DOWNLOAD_URL})"),
+    # SCAN's subsets: every train image of 50/100/200 classes (about 1,300 each; the sizes here
+    # are that estimate, used only to size synthetic benchmarks before preparation).
+    **{name: LocalEntry("imagenet", k, 1300 * k, None,
+                        f"the ImageNet-2012 train set ({imagenet.DOWNLOAD_URL}) and SCAN's class list "
+                        f"{imagenet.scan_list_file(name)}")
+       for name, k in imagenet.SCAN_SUBSETS.items()},
     "rsod": LocalEntry("folder", 4, 976, None, "RSOD (https://github.com/RSIA-LIESMARS-WHU/RSOD-Dataset-)"),
     "siri_whu": LocalEntry("folder", 12, 2400, (200, 200, 3),
                            "SIRI-WHU (the 12-class Google image set of Wuhan University's RS-IDEA group)"),

@@ -1,7 +1,11 @@
-"""ImageNet-10 and ImageNet-Dogs: subsets of the ImageNet-2012 train set from a manual download.
+"""ImageNet subsets (ImageNet-10, ImageNet-Dogs, SCAN's ImageNet-50/100/200) from a manual download.
 
-The class lists (WordNet ids) ship in `ccjax/data/resources/` (see the
-comments there for their source). ImageNet cannot be downloaded automatically;
+The class lists (WordNet ids) of ImageNet-10 and ImageNet-Dogs ship in
+`ccjax/data/resources/` (see the comments there for their source). SCAN's
+lists for ImageNet-50/100/200 (Van Gansbeke et al., ECCV 2020) are not
+shipped: the user saves SCAN's `imagenet_<k>.txt` (one `<wnid> <class name>`
+per line, `data/imagenet_subsets/` of github.com/wvangansbeke/Unsupervised-Classification)
+into the manual directory, and the error says so. ImageNet cannot be downloaded automatically;
 the user puts their copy in a manual directory (`--manual_dir`, or TFDS's
 default `<data_dir>/downloads/manual`) in any of the layouts it comes in:
 
@@ -24,16 +28,54 @@ from typing import Iterator
 
 from ccjax.errors import UserError
 
-SUBSETS = {"imagenet10": "imagenet10.txt", "imagenet_dogs": "imagenet_dogs.txt"}
+SUBSETS = {"imagenet10": "imagenet10.txt", "imagenet_dogs": "imagenet_dogs.txt"}  # shipped
+SCAN_SUBSETS = {"imagenet50": 50, "imagenet100": 100, "imagenet200": 200}  # the user's copy of SCAN's list
+SCAN_LISTS = "https://github.com/wvangansbeke/Unsupervised-Classification/tree/master/data/imagenet_subsets"
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
 DOWNLOAD_URL = "https://image-net.org/download-images.php"
 
 
-def subset_classes(name: str) -> list[tuple[str, str]]:
-    """[(wnid, class name)] of an ImageNet subset, in label order."""
+def scan_list_file(name: str) -> str:
+    """SCAN's file name for subset `name` (imagenet100 -> imagenet_100.txt)."""
+    return f"imagenet_{SCAN_SUBSETS[name]}.txt"
+
+
+def find_scan_list(name: str, manual_dir: str | None) -> str:
+    """The path of SCAN's class list for `name` in `manual_dir` (or its imagenet_subsets/); a UserError if absent."""
+    fname = scan_list_file(name)
+    for folder in ([manual_dir, os.path.join(manual_dir, "imagenet_subsets")] if manual_dir else []):
+        if os.path.isfile(os.path.join(folder, fname)):
+            return os.path.join(folder, fname)
+    where = os.path.join(manual_dir, fname) if manual_dir else f"<manual_dir>/{fname}"
+    raise UserError(f"{name} is SCAN's {SCAN_SUBSETS[name]}-class ImageNet subset; ccjax does not ship its class "
+                    f"list: save {fname} from {SCAN_LISTS} as {where}, then re-run")
+
+
+def parse_class_list(text: str) -> list[tuple[str, str]]:
+    """[(wnid, class name)] from `<wnid><tab or space><name>` lines ('#' lines are comments)."""
+    rows = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        wnid, _, label = line.strip().replace("\t", " ").partition(" ")
+        if not (wnid.startswith("n") and wnid[1:].isdigit()):
+            raise UserError(f"class list line {line.strip()!r} does not start with a WordNet id (n01234567)")
+        rows.append((wnid, label.strip() or wnid))
+    return rows
+
+
+def subset_classes(name: str, manual_dir: str | None = None) -> list[tuple[str, str]]:
+    """[(wnid, class name)] of an ImageNet subset, in label order (SCAN's subsets: read from manual_dir)."""
+    if name in SCAN_SUBSETS:
+        path = find_scan_list(name, manual_dir)
+        rows = parse_class_list(open(path).read())
+        if len(rows) != SCAN_SUBSETS[name] or len({w for w, _ in rows}) != len(rows):
+            raise UserError(f"{path} lists {len(rows)} classes ({len({w for w, _ in rows})} distinct), not "
+                            f"{SCAN_SUBSETS[name]}; save SCAN's {scan_list_file(name)} from {SCAN_LISTS} again")
+        names = [label for _, label in rows]  # class names must be unique (ImageNet has two 'crane's)
+        return [(w, label if names.count(label) == 1 else f"{label} ({w})") for w, label in rows]
     text = importlib.resources.files("ccjax.data").joinpath("resources", SUBSETS[name]).read_text()
-    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    return [(wnid.strip(), label.strip()) for wnid, label in rows]
+    return parse_class_list(text)
 
 
 def _locate(manual_dir: str, wnids: list[str]) -> dict[str, tuple[str, str]]:
@@ -71,7 +113,7 @@ def check_manual_dir(name: str, manual_dir: str | None) -> dict[str, tuple[str, 
             f"{TRAIN_TAR} from {DOWNLOAD_URL}, put it (or its extracted <wnid>/ folders) in a "
             f"folder and run `{prepare}`"
         )
-    wnids = [w for w, _ in subset_classes(name)]
+    wnids = [w for w, _ in subset_classes(name, manual_dir)]
     found = _locate(manual_dir, wnids)
     missing = [w for w in wnids if w not in found]
     if missing:
@@ -134,9 +176,9 @@ def _read_file(path: str) -> bytes:
         return b""
 
 
-def iter_subset(name: str, found: dict[str, tuple[str, str]]) -> Iterator[tuple[str, int, bytes]]:
-    """(example id '<wnid>/<file>', label, encoded bytes) over the subset, in canonical order."""
-    for label, (wnid, _) in enumerate(subset_classes(name)):
+def iter_subset(classes: list[tuple[str, str]], found: dict[str, tuple[str, str]]) -> Iterator[tuple[str, int, bytes]]:
+    """(example id '<wnid>/<file>', label, encoded bytes) over the subset's `classes`, in canonical order."""
+    for label, (wnid, _) in enumerate(classes):
         kind, path = found[wnid]
         for fname, data in _members(wnid, kind, path):
             yield f"{wnid}/{fname}", label, data
@@ -150,13 +192,14 @@ def imagenet_plan(name: str, manual_dir: str | None, image_size: int):
     from ccjax.data.builder import Plan, config_name
 
     found = check_manual_dir(name, manual_dir)
+    classes = subset_classes(name, manual_dir)
     size = image_size if image_size > 0 else DEFAULT_SIZE
     return Plan(
         config_name=config_name(name, size),
         description=f"{name}: ImageNet-2012 train subset from {manual_dir}",
         source=os.path.abspath(manual_dir),
-        class_names=[label for _, label in subset_classes(name)],
+        class_names=[label for _, label in classes],
         size=(size, size),
         total=count_images(found),
-        examples=lambda: iter_subset(name, found),
+        examples=lambda: iter_subset(classes, found),
     )

@@ -68,22 +68,45 @@ def image_statistics(dataset, indices: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image statistics of the stored images (uint8 [H, W, C], C = 1 or 3), in `indices` order.
 
     colour [n, 3] mean per channel in [0, 1] (RGB only); brightness [n] mean luma; contrast [n]
-    luma std; saturation [n] (RGB only) mean of (max - min) / max over the pixels.
+    luma std; saturation [n] (RGB only) mean of (max - min) / max over the pixels. A streamed
+    dataset is read and measured in its grain workers, chunk by chunk.
     """
+    from ccjax.data.streaming import stream
+
+    measure = _ChunkStatistics(dataset, np.asarray(indices, np.int64), _CHUNK)
+    chunks = range(-(-len(indices) // _CHUNK))
+    if getattr(dataset, "streaming", False):
+        results = stream(measure, chunks, dataset.workers, dataset.buffer)
+    else:
+        results = map(measure, chunks)
     parts = collections.defaultdict(list)
-    for start in range(0, len(indices), _CHUNK):
-        img = dataset.read(indices[start:start + _CHUNK])["image"].astype(np.float32) / 255.0  # [n, H, W, C]
+    for stats in results:
+        for k, v in stats.items():
+            parts[k].append(v)
+    order = ("colour", "brightness", "contrast", "saturation")  # (grain hands dicts back key-sorted)
+    return {k: np.concatenate(parts[k]) for k in order if k in parts}
+
+
+class _ChunkStatistics:
+    """Chunk number -> the statistics of those images (picklable: runs in grain workers)."""
+
+    def __init__(self, dataset, indices: np.ndarray, chunk_size: int):
+        self.dataset = dataset
+        self.indices = indices
+        self.chunk_size = chunk_size  # carried: a worker's own module globals are not this process's
+
+    def __call__(self, chunk: int) -> dict[str, np.ndarray]:
+        idx = self.indices[chunk * self.chunk_size:(chunk + 1) * self.chunk_size]
+        img = self.dataset.read(idx)["image"].astype(np.float32) / 255.0  # [n, H, W, C]
         n, c = img.shape[0], img.shape[-1]
         luma = img[..., 0] if c == 1 else img @ _GRAY.astype(np.float32)  # [n, H, W]
-        if c == 3:  # (a gray image's one channel is its brightness)
-            parts["colour"].append(img.reshape(n, -1, c).mean(1))
-        parts["brightness"].append(luma.reshape(n, -1).mean(1))
-        parts["contrast"].append(luma.reshape(n, -1).std(1))
+        out = {"colour": img.reshape(n, -1, c).mean(1)} if c == 3 else {}  # (gray: its one channel is brightness)
+        out.update(brightness=luma.reshape(n, -1).mean(1), contrast=luma.reshape(n, -1).std(1))
         if c == 3:
             hi, lo = img.max(-1), img.min(-1)
             sat = np.where(hi > 0, (hi - lo) / np.where(hi > 0, hi, 1.0), 0.0)
-            parts["saturation"].append(sat.reshape(n, -1).mean(1))
-    return {k: np.concatenate(v) for k, v in parts.items()}
+            out["saturation"] = sat.reshape(n, -1).mean(1)
+        return out
 
 
 def source_statistics(root: str, files: list[str], subfolders_are_labels: bool) -> dict[str, np.ndarray]:
