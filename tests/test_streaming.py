@@ -200,3 +200,27 @@ def test_the_nuisance_statistics_of_a_streamed_dataset_equal_the_in_memory_ones(
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
     np.testing.assert_allclose(want["brightness"], (imgs[idx] / 255.0 @ [0.299, 0.587, 0.114]).mean((1, 2)),
                                rtol=1e-5)
+
+
+def test_the_report_grid_reads_only_the_images_it_draws(tmp_path):
+    """On a dataset too large to hold, the per-cluster grid decodes each cluster's 8 most confident
+    images and nothing else."""
+    from ccjax.eval.report import plot_clusters
+
+    rng = np.random.default_rng(0)
+    n, k = 5000, 6
+    probs = rng.dirichlet(np.ones(k) * 0.3, size=n).astype(np.float32)
+    imgs = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
+    asked = []
+
+    def read(idx):
+        asked.extend(int(i) for i in idx)
+        return imgs[idx]
+
+    plot_clusters(str(tmp_path / "clusters.png"), probs, read, per_cluster=8)
+    pred, conf = probs.argmax(1), probs.max(1)
+    want = set()
+    for c in range(k):
+        members = np.flatnonzero(pred == c)
+        want |= set(members[np.argsort(-conf[members])][:8].tolist())
+    assert sorted(asked) == sorted(want) and len(asked) == 8 * k

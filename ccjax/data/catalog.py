@@ -205,6 +205,11 @@ def _prepare_tfds(name: str, cfg, data_dir: str, overwrite: bool) -> str:
             raise UserError(f"TFDS needs TensorFlow to prepare {name}: {INSTALL_TF}, then re-run "
                             f"`{_prepare_cmd(name, data_dir)}`") from None
         raise
+    except AssertionError as e:  # TFDS's words for a missing manual download (imagenet2012)
+        if "manual" not in str(e).lower():
+            raise
+        raise UserError(f"{name} needs {entry.download}; put the files there (or pass --manual_dir=<folder>) "
+                        f"and re-run `{_prepare_cmd(name, data_dir)}`") from None
     except OSError as e:
         raise UserError(
             f"downloading {entry.download} failed ({type(e).__name__}: {str(e)[:160]}); check the "
