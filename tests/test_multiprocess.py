@@ -42,3 +42,28 @@ def test_two_processes_match_one_process(tmp_path, objective, multi_input):
     np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-5)
     for k in a.files:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def _child_initialises(queue):
+    from unittest import mock
+
+    from ccjax.runtime import distributed
+
+    with mock.patch("jax.distributed.initialize", side_effect=AssertionError("joined the cluster")):
+        queue.put(distributed.maybe_initialize())
+
+
+def test_an_input_worker_never_joins_the_cluster_its_parent_belongs_to(monkeypatch):
+    """grain's spawned workers re-import the launching script, which calls maybe_initialize at the
+    top (tests/mp_worker.py does): in a multiprocessing child it must not join the cluster."""
+    import multiprocessing
+
+    monkeypatch.setenv("CCJAX_COORDINATOR", "localhost:1")
+    monkeypatch.setenv("CCJAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("CCJAX_PROCESS_ID", "0")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_child_initialises, args=(queue,))
+    p.start()
+    p.join(120)
+    assert p.exitcode == 0 and queue.get(timeout=5) is False

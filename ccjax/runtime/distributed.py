@@ -50,11 +50,17 @@ _initialized = False
 def maybe_initialize() -> bool:
     """Initialise jax.distributed when the environment describes a multi-process run.
 
-    Returns True when this is a multi-process run. Safe to call twice.
+    Returns True when this is a multi-process run. Safe to call twice. A
+    multiprocessing child (a grain input worker, which re-imports the launching
+    script) never joins: it would take its parent's place in the cluster.
     """
     global _initialized
     kwargs = multiprocess_request()
     if kwargs is None:
+        return False
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
         return False
     if not _initialized:
         jax.distributed.initialize(**kwargs)
