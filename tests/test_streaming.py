@@ -119,8 +119,9 @@ def test_training_on_streamed_batches_is_bit_identical_to_in_memory():
 
 @pytest.mark.slow
 def test_streamed_kill_and_resume_is_bit_identical_to_an_uninterrupted_in_memory_run(tmp_path):
-    """Stopped after epoch 1 and resumed, both streamed, the run ends exactly where one uninterrupted
-    in-memory run does: parameters, history and assignments."""
+    """Stopped after epoch 1 (streamed) and resumed streamed, the run ends exactly where one
+    uninterrupted in-memory run does: parameters, history and assignments. Changing how the data is
+    read does not count as a different config, so the stopped run could resume in memory too."""
     memory = digits_config(epochs=2)
     memory.dataset.in_memory = "true"
     streamed = digits_config(epochs=2)
@@ -129,6 +130,9 @@ def test_streamed_kill_and_resume_is_bit_identical_to_an_uninterrupted_in_memory
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     full = train.train_and_evaluate(memory, a)
     assert train.train_and_evaluate(streamed, b, stop_at_epoch=1) == {"stopped_at_step": 7}
+    from ccjax.run import rundir
+
+    rundir.check(b, memory)  # in_memory=true against the streamed run's config.json: no refusal
     resumed = train.train_and_evaluate(streamed, b)
     for k in ("acc", "nmi", "ari", "entropy"):
         assert full[k] == resumed[k], k

@@ -25,7 +25,7 @@ import numpy as np
 
 from ccjax.data.dataset import Sources
 
-_LABEL_CHUNK = 4096
+_LABEL_CHUNK = 4096  # records read at a time for labels and ids (each holds its encoded image)
 
 
 class StreamingDataset:
@@ -77,7 +77,11 @@ class StreamingDataset:
         indices = np.asarray(indices, np.int64)
         if self.spec.id_key is None:
             return [str(int(i)) for i in indices]
-        return [self.spec.example_id(ex) for _, ex in self.spec.read(indices, meta_only=True)]
+        ids: list[str] = []
+        for start in range(0, len(indices), _LABEL_CHUNK):  # a chunk's records at a time, not all N
+            ids += [self.spec.example_id(ex) for _, ex in
+                    self.spec.read(indices[start:start + _LABEL_CHUNK], meta_only=True)]
+        return ids
 
     def __getstate__(self):  # what grain's workers get: the sources, not the labels
         state = dict(self.__dict__)

@@ -38,7 +38,7 @@ from ccjax.run.rundir import REPORT_DIR, write_json_atomic
 WARN_NMI = 0.5  # a statistic explaining the clusters at least this well is flagged ...
 WARN_OVER_CHANCE = 0.3  # ... when it is also this far above the shuffled-cluster chance level
 MAX_EXAMPLES = 20000
-_CHUNK = 2048
+_CHUNK = 256  # images measured at a time (float32 copies: about 4 x 256 x H x W x C x 4 bytes)
 _GRAY = np.array([0.299, 0.587, 0.114])
 
 # statistic -> (what a cluster that follows it means, the settings that remove the cue)

@@ -46,6 +46,12 @@ BOOKKEEPING_FIELDS = (
     "checkpoint.",
     "dataset.data_dir",
     "dataset.manual_dir",
+    # how the data is read, not what: streamed and in-memory batches are bit-identical, so a run
+    # may resume streamed after running out of memory (tests/test_streaming.py)
+    "dataset.in_memory",
+    "dataset.memory_share",
+    "dataset.stream_workers",
+    "dataset.stream_buffer",
     "anchor.batch_size",
     "anchor.cache_dir",
     "bench.",
