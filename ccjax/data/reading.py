@@ -30,10 +30,11 @@ class TrainRows:
         self._order: tuple[int, np.ndarray] | None = None  # (epoch, permutation): one epoch cached
 
     def global_indices(self, epoch: int, step_in_epoch: int) -> np.ndarray:
-        if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, epoch_permutation(self.num_examples, self.seed, epoch))
+        cached = self._order  # read once: another thread may swap in another epoch meanwhile
+        if cached is None or cached[0] != epoch:
+            cached = self._order = (epoch, epoch_permutation(self.num_examples, self.seed, epoch))
         start = step_in_epoch * self.batch_size
-        return self._order[1][start : start + self.batch_size]
+        return cached[1][start : start + self.batch_size]
 
     def local_indices(self, step: int) -> np.ndarray:
         """This process's rows of global step `step`'s batch."""

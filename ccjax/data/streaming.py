@@ -95,7 +95,8 @@ class StreamingDataset:
 
 def default_workers() -> int:
     """One grain worker per core, at most 8 (decoding is the work; the device needs little host CPU)."""
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def stream(read_fn: Callable[[int], dict], items: Sequence[int], workers: int, buffer: int) -> Iterator[dict]:
@@ -116,7 +117,8 @@ def stream(read_fn: Callable[[int], dict], items: Sequence[int], workers: int, b
         # Batches come back through a pipe, not grain's shared memory: a pipe leaves nothing
         # behind when a run stops early (grain can drop a shared block it has just filled,
         # which Python's resource tracker then reports as leaked), and copying a batch costs
-        # little next to decoding it (docs/benchmarks.md, "Streaming").
+        # little next to decoding it: the input measured this way runs at 4x the step's rate
+        # on 2 cores (docs/benchmarks.md, "Streaming against in memory").
         it = grain.experimental.WithOptionsIterDataset(it, grain.experimental.DatasetOptions(min_shm_size=1 << 62))
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer))
     return _closing(iter(it))
