@@ -44,26 +44,48 @@ def test_two_processes_match_one_process(tmp_path, objective, multi_input):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
 
 
-def _child_initialises(queue):
-    from unittest import mock
+SPAWNING_SCRIPT = """
+import os
+import sys
+from unittest import mock
 
+
+def joined(**kwargs):
+    if os.environ.get("SPAWNED_CHILD"):  # set by the parent just before it starts the child
+        sys.exit(3)
+
+
+with mock.patch("jax.distributed.initialize", joined):
     from ccjax.runtime import distributed
 
-    with mock.patch("jax.distributed.initialize", side_effect=AssertionError("joined the cluster")):
-        queue.put(distributed.maybe_initialize())
+    distributed.maybe_initialize()  # at the top, as tests/mp_worker.py does
 
 
-def test_an_input_worker_never_joins_the_cluster_its_parent_belongs_to(monkeypatch):
-    """grain's spawned workers re-import the launching script, which calls maybe_initialize at the
-    top (tests/mp_worker.py does): in a multiprocessing child it must not join the cluster."""
+def child():
+    from ccjax.runtime import distributed
+
+    with mock.patch("jax.distributed.initialize", joined):
+        distributed.maybe_initialize()  # and once more after start-up
+
+
+if __name__ == "__main__":
     import multiprocessing
 
-    monkeypatch.setenv("CCJAX_COORDINATOR", "localhost:1")
-    monkeypatch.setenv("CCJAX_NUM_PROCESSES", "2")
-    monkeypatch.setenv("CCJAX_PROCESS_ID", "0")
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    p = ctx.Process(target=_child_initialises, args=(queue,))
+    os.environ["SPAWNED_CHILD"] = "1"
+    p = multiprocessing.get_context("spawn").Process(target=child)
     p.start()
     p.join(120)
-    assert p.exitcode == 0 and queue.get(timeout=5) is False
+    print("child exit", p.exitcode)
+"""
+
+
+def test_an_input_worker_never_joins_the_cluster_its_parent_belongs_to(tmp_path):
+    """grain's spawned workers re-import the launching script, whose top calls maybe_initialize
+    (tests/mp_worker.py does): in a multiprocessing child, during that import or after, it must not
+    join the cluster (it would take its parent's place: "tried to connect with a different incarnation")."""
+    script = tmp_path / "spawning.py"
+    script.write_text(SPAWNING_SCRIPT)
+    env = {"CCJAX_COORDINATOR": "localhost:1", "CCJAX_NUM_PROCESSES": "2", "CCJAX_PROCESS_ID": "0",
+           "JAX_PLATFORMS": "cpu"}
+    out = run_cmd([sys.executable, str(script)], env, timeout=120)
+    assert "child exit 0" in out, out

@@ -3,9 +3,12 @@
 The class lists (WordNet ids) of ImageNet-10 and ImageNet-Dogs ship in
 `ccjax/data/resources/` (see the comments there for their source). SCAN's
 lists for ImageNet-50/100/200 (Van Gansbeke et al., ECCV 2020) are not
-shipped: the user saves SCAN's `imagenet_<k>.txt` (one `<wnid> <class name>`
-per line, `data/imagenet_subsets/` of github.com/wvangansbeke/Unsupervised-Classification)
-into the manual directory, and the error says so. ImageNet cannot be downloaded automatically;
+shipped yet (files taken from another repository cannot be committed where
+ccjax is built): the user saves SCAN's `imagenet_<k>.txt` (one `<wnid> <class
+name>` per line, `data/imagenet_subsets/` of
+github.com/wvangansbeke/Unsupervised-Classification) into the manual
+directory, and the error says so. Once they are added to
+`ccjax/data/resources/` under the same names, they are used from there. ImageNet cannot be downloaded automatically;
 the user puts their copy in a manual directory (`--manual_dir`, or TFDS's
 default `<data_dir>/downloads/manual`) in any of the layouts it comes in:
 
@@ -41,8 +44,12 @@ def scan_list_file(name: str) -> str:
 
 
 def find_scan_list(name: str, manual_dir: str | None) -> str:
-    """The path of SCAN's class list for `name` in `manual_dir` (or its imagenet_subsets/); a UserError if absent."""
+    """The path of SCAN's class list for `name`: shipped in ccjax/data/resources/ if a maintainer has
+    added it there, else the user's copy in `manual_dir` (or its imagenet_subsets/); a UserError if absent."""
     fname = scan_list_file(name)
+    shipped = importlib.resources.files("ccjax.data").joinpath("resources", fname)
+    if shipped.is_file():
+        return str(shipped)
     for folder in ([manual_dir, os.path.join(manual_dir, "imagenet_subsets")] if manual_dir else []):
         if os.path.isfile(os.path.join(folder, fname)):
             return os.path.join(folder, fname)

@@ -58,14 +58,22 @@ def maybe_initialize() -> bool:
     kwargs = multiprocess_request()
     if kwargs is None:
         return False
-    import multiprocessing
-
-    if multiprocessing.parent_process() is not None:
+    if _in_multiprocessing_child():
         return False
     if not _initialized:
         jax.distributed.initialize(**kwargs)
         _initialized = True
     return True
+
+
+def _in_multiprocessing_child() -> bool:
+    """True in a process started by multiprocessing, including while it re-imports the launching
+    script as `__mp_main__` (before `parent_process()` is set)."""
+    import multiprocessing
+    import sys
+
+    # While a spawned child re-imports the script, runpy holds it in sys.modules as '__mp_main__'.
+    return multiprocessing.parent_process() is not None or "__mp_main__" in sys.modules
 
 
 def is_main_process() -> bool:
