@@ -72,8 +72,10 @@ def _in_multiprocessing_child() -> bool:
     import multiprocessing
     import sys
 
-    # While a spawned child re-imports the script, runpy holds it in sys.modules as '__mp_main__'.
-    return multiprocessing.parent_process() is not None or "__mp_main__" in sys.modules
+    # multiprocessing aliases sys.modules['__mp_main__'] to '__main__' in every process; while a
+    # spawned child re-imports the script, runpy holds that import there instead.
+    reimporting = sys.modules.get("__mp_main__", sys.modules.get("__main__")) is not sys.modules.get("__main__")
+    return multiprocessing.parent_process() is not None or reimporting
 
 
 def is_main_process() -> bool:
