@@ -265,8 +265,8 @@ OWN_IMAGES_SIZE = 96  # storage and training side for your own images
 def own_images_config(method: str) -> ml_collections.ConfigDict:
     """The settings of configs/{cc,gecc,mfavbs}_images.py: your own folder of images on one GPU.
 
-    Images stored and trained at 96x96 (a few thousand to a few hundred thousand
-    images fit host memory: 100,000 RGB images take 2.8 GB), CC's RGB
+    Images stored and trained at 96x96 (100,000 RGB images take 2.8 GB of host
+    memory; a folder that does not fit half the RAM is streamed), CC's RGB
     augmentations (random resized crop of 20-100% of the area, flip, colour jitter
     0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2; no blur, as CC for small images),
     200 epochs, checkpoints every 10. CC and GeCC: ResNet-18, batch 256, Adam

@@ -1,8 +1,11 @@
-"""Streaming input (grain workers) against the in-memory path: same pixels, same batches, same training."""
+"""Streaming input (grain workers) against the in-memory path: same pixels, same batches, same training.
+
+A streamed stop-and-resume against an uninterrupted in-memory run is
+tests/test_train.py::test_kill_and_resume_is_bit_identical; 2 streaming processes
+against 1 in-memory process, tests/test_multiprocess.py."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -10,7 +13,6 @@ import numpy as np
 import pytest
 
 import test_data_fakes as data_fakes
-from ccjax import train
 from ccjax.cli.prepare import dataset_config
 from ccjax.data import builder as builder_lib
 from ccjax.data.catalog import choose_in_memory, open_dataset
@@ -21,7 +23,7 @@ from ccjax.errors import UserError
 from ccjax.run.build import TrainingRun
 from ccjax.runtime.mesh import make_mesh
 from fakes import ArraySource, array_dataset, blob_images, shapes_folder, streamed_dataset
-from test_train import digits_config, read_params, tiny_config
+from test_train import tiny_config
 
 
 def test_sources_read_across_source_boundaries_like_the_in_memory_array():
@@ -115,36 +117,6 @@ def test_training_on_streamed_batches_is_bit_identical_to_in_memory():
         finals.append(jax.device_get(state.params))
     for a, b in zip(*map(jax.tree.leaves, finals)):
         np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.slow
-def test_streamed_kill_and_resume_is_bit_identical_to_an_uninterrupted_in_memory_run(tmp_path):
-    """Stopped after epoch 1 (streamed) and resumed streamed, the run ends exactly where one
-    uninterrupted in-memory run does: parameters, history and assignments. Changing how the data is
-    read does not count as a different config, so the stopped run could resume in memory too."""
-    memory = digits_config(epochs=2)
-    memory.dataset.in_memory = "true"
-    streamed = digits_config(epochs=2)
-    streamed.dataset.in_memory = "false"
-    streamed.dataset.stream_workers = 2
-    a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    full = train.train_and_evaluate(memory, a)
-    assert train.train_and_evaluate(streamed, b, stop_at_epoch=1) == {"stopped_at_step": 7}
-    from ccjax.run import rundir
-
-    rundir.check(b, memory)  # in_memory=true against the streamed run's config.json: no refusal
-    resumed = train.train_and_evaluate(streamed, b)
-    for k in ("acc", "nmi", "ari", "entropy"):
-        assert full[k] == resumed[k], k
-    (sa, _), (sb, _) = read_params(a, memory), read_params(b, memory)
-    assert int(sa.step) == int(sb.step) == 14
-    for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb)):
-        np.testing.assert_array_equal(x, y)
-    strip = lambda path: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
-                          for l in open(os.path.join(path, "history.jsonl"))]
-    assert strip(a) == strip(b)
-    assert open(os.path.join(a, "report", "assignments.csv")).read() == open(
-        os.path.join(b, "report", "assignments.csv")).read()
 
 
 def test_a_folder_with_bad_files_streams_its_good_images_and_reports_the_rest(tmp_path):

@@ -89,14 +89,25 @@ def read_params(workdir, config):
 
 @pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(tmp_path):
+    """An uninterrupted in-memory run against one stopped after epoch 1 and resumed, both halves
+    streamed from disk through grain workers: parameters, history, metrics and assignments are
+    identical, so resuming is exact and the streamed path trains exactly as the in-memory one.
+    Changing how the data is read is no config change: the in-memory config may resume the run."""
+    from ccjax.run import rundir
+
     config = digits_config(epochs=3)
     config.lr_schedule = "cosine"  # the schedule's position is part of what must resume exactly
     config.warmup_epochs = 1
+    config.dataset.in_memory = "true"
+    streamed = digits_config(epochs=3)
+    streamed.lr_schedule, streamed.warmup_epochs = "cosine", 1
+    streamed.dataset.in_memory, streamed.dataset.stream_workers = "false", 1
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     full = train.train_and_evaluate(config, a)
-    stopped = train.train_and_evaluate(config, b, stop_at_epoch=1)
+    stopped = train.train_and_evaluate(streamed, b, stop_at_epoch=1)
     assert stopped == {"stopped_at_step": 7}
-    resumed = train.train_and_evaluate(config, b)
+    rundir.check(b, config)  # no "different config" refusal
+    resumed = train.train_and_evaluate(streamed, b)
     for k in ("acc", "nmi", "ari", "entropy"):
         assert full[k] == resumed[k], k
     sa, ma = read_params(a, config)

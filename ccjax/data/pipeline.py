@@ -23,7 +23,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows, epoch_permutation
+from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows, epoch_permutation  # noqa: F401 (re-exported)
 from ccjax.data.streaming import stream
 from ccjax.errors import UserError
 from ccjax.runtime.mesh import batch_sharding
