@@ -1,16 +1,19 @@
-"""The dataset contract (`Dataset`) and its in-memory implementation (`ImageDataset`).
+"""The dataset contract (`Dataset`), where a catalog dataset's examples live (`Sources`), and the
+in-memory implementation (`ImageDataset`; the streamed one is ccjax.data.streaming).
 
 `Dataset` is what every consumer of examples reads (training and evaluation
 batches, the CLIP anchor pass, the report): a fixed number of examples of one
 uint8 image shape, read by index. `ImageDataset` holds them in host memory and
-reads a batch by numpy fancy indexing; it serves the catalog's datasets, the
-images given to `ccjax.predict` and the benchmark's synthetic data alike.
+reads a batch by numpy fancy indexing; it serves the catalog's datasets that
+fit in memory, the images given to `ccjax.predict` and the benchmark's
+synthetic data alike.
 
-At open of a catalog dataset, every example of the dataset's splits (concatenated in the order the
-papers use them) is decoded once from its TFDS `data_source` into one uint8
-array `[N, H, W, C]`, so reading a training batch is `images[indices]`: no
-per-image Python and no decoding in the training loop. The memory cost is
-N * H * W * C bytes (CIFAR-10: 184 MB; ImageNet-10 at 224x224: 1.96 GB).
+`load_sources` decodes every example of a catalog dataset's splits
+(concatenated in the order the papers use them) once from its TFDS
+`data_source`s into one uint8 array `[N, H, W, C]`, so reading a training
+batch is `images[indices]`: no per-image Python and no decoding in the
+training loop. The memory cost is N * H * W * C bytes (CIFAR-10: 184 MB;
+ImageNet-10 at 224x224: 1.96 GB); datasets that do not fit are streamed.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def _read_examples(source, local: Sequence[int]) -> list:
 class Sources:
     """Where a dataset's examples live: random-access sources (TFDS `data_source`s) read as one sequence.
 
-    Both ways of opening a dataset decode through `decode`, so the in-memory
+    Both ways of opening a dataset decode through `image`, so the in-memory
     array (`load_sources`) and the streamed batches (`ccjax.data.streaming`)
     hold bit-identical pixels. `size` = (H, W) resizes every image (needed when
     the stored images vary in size); None keeps the stored size, which must then
