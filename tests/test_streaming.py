@@ -200,3 +200,54 @@ def test_the_report_grid_reads_only_the_images_it_draws(tmp_path):
         members = np.flatnonzero(pred == c)
         want |= set(members[np.argsort(-conf[members])][:8].tolist())
     assert sorted(asked) == sorted(want) and len(asked) == 8 * k
+
+
+FAILING_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+import jax
+from ccjax.data.dataset import Sources
+from ccjax.data.pipeline import TrainBatches
+from ccjax.data.streaming import StreamingDataset
+from ccjax.errors import exit_on_user_error
+from ccjax.runtime.mesh import make_mesh
+from fakes import ArraySource, blob_images
+
+
+class FailingSource(ArraySource):
+    def __getitem__(self, i):
+        if i >= 40:
+            raise OSError("No such file or directory: 'shard-00002.array_record'")
+        return super().__getitem__(i)
+
+
+@exit_on_user_error
+def main():
+    imgs, labels = blob_images(n=64)
+    spec = Sources("failing", [FailingSource(imgs, labels)], "label", "file", None, ["0", "1", "2", "3"])
+    for _ in TrainBatches(StreamingDataset(spec, workers=2), 16, 0, make_mesh()).iterate(0, 8):
+        pass
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_run_whose_files_vanish_ends_with_one_line_and_exit_2(tmp_path):
+    """A read failing in a grain worker (a shard deleted under a running job) ends the process as a
+    command ends: one line saying what to do, exit 2, nothing else on stderr."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "failing_run.py"
+    script.write_text(FAILING_RUN.format(tests=os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "JAX_PLATFORMS": "cpu"}
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert len(lines) == 1, p.stderr[-3000:]
+    assert lines[0].startswith("ccjax: error: reading images of failing failed (OSError: No such file")
+    assert "--dataset=failing --overwrite" in lines[0]

@@ -189,3 +189,6 @@ def prefetch_map(fn, items, depth: int):
                 q.get_nowait()
             except queue.Empty:
                 break
+        # Let the producer close `items` (grain's workers) before this process moves on, perhaps
+        # to exit: grain's own exit-time close racing that one prints a traceback.
+        t.join(timeout=60)

@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ccjax.data.dataset import Sources
+from ccjax.errors import UserError
 
 _LABEL_CHUNK = 4096  # records read at a time for labels and ids (each holds its encoded image)
 
@@ -51,9 +52,19 @@ class StreamingDataset:
         indices = np.asarray(indices, np.int64)
         images = np.empty((len(indices), *self.image_shape), np.uint8)
         labels = np.empty(len(indices), np.int32)
-        for j, (k, ex) in enumerate(self.spec.read(indices)):
-            images[j] = self.spec.image(ex)
-            labels[j] = self.spec.label(k, ex)
+        try:
+            for j, (k, ex) in enumerate(self.spec.read(indices)):
+                images[j] = self.spec.image(ex)
+                labels[j] = self.spec.label(k, ex)
+        except IndexError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a file gone or damaged under a running job
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise UserError(
+                f"reading images of {self.name} failed ({type(e).__name__}: {first}); its prepared files "
+                f"may have been moved or damaged: prepare it again (python -m ccjax.prepare "
+                f"--dataset={self.name} --overwrite) and relaunch, which resumes from the last checkpoint"
+            ) from None
         return {"image": images, "label": labels, "index": indices.astype(np.int32)}
 
     @property
