@@ -70,9 +70,12 @@ def test_missing_config_file(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_0_then_resumes(tmp_path):
+    """Streamed through grain workers (stopped mid-read-ahead), then resumed in memory: the stop is
+    its one line and nothing else (no worker traceback, no shared-memory warning)."""
     wd = str(tmp_path / "run")
     args = ["--config=configs/cc_digits.py", f"--workdir={wd}", *TINY, "--config.num_epochs=200"]
-    p = subprocess.Popen([sys.executable, "-m", "ccjax.main", *args], cwd=ROOT, env=env(),
+    streamed = ["--config.dataset.in_memory=false", "--config.dataset.stream_workers=2"]
+    p = subprocess.Popen([sys.executable, "-m", "ccjax.main", *args, *streamed], cwd=ROOT, env=env(),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     hist = os.path.join(wd, "history.jsonl")
     deadline = time.time() + 180
@@ -84,6 +87,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_0_then_resumes(tmp_path):
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out
     assert "SIGTERM received; saved a checkpoint at step" in out, out
+    assert "leaked" not in out and "Traceback" not in out, out
+    assert out.strip().splitlines()[-1].startswith("ccjax: SIGTERM received"), out
     step = int(out.split("saved a checkpoint at step ")[1].split()[0])
     r = ccjax_main(*args, f"--stop_at_epoch={step // 7 + 2}")
     assert r.returncode == 0, r.stderr
