@@ -228,12 +228,13 @@ def prepare_dataset(cfg, overwrite: bool = False) -> str:
         return f"digits: {'prepared' if done else 'already prepared'} in {data_dir}/ccjax_digits"
     if name in TFDS_CATALOG:
         return _prepare_tfds(name, cfg, data_dir, overwrite)
-    plan = _local_plan(name, cfg, data_dir)
-    path = builder_lib.prepared_path(data_dir, plan.config_name)
-    if builder_lib.is_prepared(data_dir, plan.config_name) and not overwrite:
+    cname = _local_config_name(name, cfg)  # known without scanning: a large folder is not re-read
+    path = builder_lib.prepared_path(data_dir, cname)
+    if builder_lib.is_prepared(data_dir, cname) and not overwrite:
         return f"{name}: already prepared in {path}"
+    plan = _local_plan(name, cfg, data_dir)
     _build_local(plan, data_dir, overwrite=overwrite)
-    s = builder_lib.read_summary(data_dir, plan.config_name)
+    s = builder_lib.read_summary(data_dir, cname)
     return (f"{name}: prepared {s['num_examples']} images of {tuple(s['image_shape'])} in {path}; "
             f"{s['num_skipped']} files skipped (listed in {path / builder_lib.REPORT_FILE})")
 
