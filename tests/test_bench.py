@@ -32,8 +32,11 @@ def test_bench_reports_throughput_and_flops_for_a_gecc_config():
     assert r["input_images_per_s"] > 0
     assert r["dataset_examples"] == 60000  # CIFAR-10 train + test, read from the catalog, no download
     assert r["epoch_time_s"] == (60000 // 8) * r["step_time_median_s"]
+    assert r["bottleneck"] == ("input" if r["input_images_per_s"] < r["images_per_s"] else "step")
+    assert r["input_path"].startswith("in memory") and r["worker_peak_rss_gib"] is None  # synthetic data
+    assert 0.1 < r["peak_rss_gib"] < 64  # this process's VmHWM, in GiB (not KiB, not bytes)
     table = format_table(r)
-    assert "images/s" in table and "MFU" in table
+    assert "images/s" in table and "MFU" in table and "bottleneck" in table and "host peak RSS" in table
 
 
 def test_bench_command_line_on_a_vit_with_anchor(tmp_path):

@@ -1,7 +1,7 @@
 """Streaming input (grain workers) against the in-memory path: same pixels, same batches, same training.
 
-A streamed stop-and-resume against an uninterrupted in-memory run is
-tests/test_train.py::test_kill_and_resume_is_bit_identical; 2 streaming processes
+Bit-identical training, and a streamed stop-and-resume, against an uninterrupted
+in-memory run: tests/test_train.py::test_kill_and_resume_is_bit_identical; 2 streaming processes
 against 1 in-memory process, tests/test_multiprocess.py."""
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from ccjax.data.dataset import ImageDataset, Sources, load_sources
 from ccjax.data.pipeline import EvalBatches, TrainBatches, map_batches
 from ccjax.data.streaming import StreamingDataset
 from ccjax.errors import UserError
-from ccjax.run.build import TrainingRun
 from ccjax.runtime.mesh import make_mesh
 from fakes import ArraySource, array_dataset, blob_images, shapes_folder, streamed_dataset
-from test_train import tiny_config
 
 
 def test_sources_read_across_source_boundaries_like_the_in_memory_array():
@@ -103,20 +101,6 @@ def test_streamed_evaluation_batches_cover_the_dataset_in_order():
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(want, imgs.reshape(37, -1).mean(1), rtol=1e-6)
     assert len(EvalBatches(streamed_dataset(imgs, labels, 0), 16, mesh)) == 3
-
-
-def test_training_on_streamed_batches_is_bit_identical_to_in_memory():
-    imgs, labels = blob_images(n=48)
-    config = tiny_config()
-    finals = []
-    for ds in (array_dataset(imgs, labels), streamed_dataset(imgs, labels, workers=2)):
-        run = TrainingRun(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)
-        state = run.init_state()
-        for _, batch in run.batches.iterate(0, 4):
-            state, _ = run.train_step(state, batch)
-        finals.append(jax.device_get(state.params))
-    for a, b in zip(*map(jax.tree.leaves, finals)):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_a_folder_with_bad_files_streams_its_good_images_and_reports_the_rest(tmp_path):
