@@ -19,6 +19,7 @@ from ccjax.errors import UserError
 # view in its `w Aug` ablation); `augment2` holds view 2's differences only:
 # a field left None inherits view 1's value (see `view_augment_config`).
 AUGMENT_FIELDS = default_fields()
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's normalisation
 
 
 def augment_config(**overrides) -> ml_collections.ConfigDict:
@@ -196,13 +197,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if k != -1 and k < 2:
         raise UserError(f"dataset.num_clusters={k}: clustering needs at least 2 clusters; set "
                         "--config.dataset.num_clusters=K (K >= 2) or -1 for the number of classes")
-    mode = config.dataset.get("in_memory", "auto")
-    if str(mode).lower() not in ("auto", "true", "false", "1", "0", "yes", "no"):
-        raise UserError(f"dataset.in_memory={mode!r} must be auto, true or false; set --config.dataset.in_memory=auto")
+    in_memory_mode(config.dataset.get("in_memory", "auto"))
     from ccjax.augment.params import AugmentParams
 
     for view in (1, 2):
         AugmentParams.from_config(view_augment_config(config, view))
+
+
+_IN_MEMORY = {"auto": None, "true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def in_memory_mode(value) -> bool | None:
+    """`dataset.in_memory` read: True (hold in memory), False (stream) or None (auto); UserError otherwise."""
+    mode = str(value).lower()
+    if mode not in _IN_MEMORY:
+        raise UserError(f"dataset.in_memory={value!r} must be auto, true or false; set --config.dataset.in_memory=auto")
+    return _IN_MEMORY[mode]
 
 
 def vit_paper_config(method: str, dataset: str, stored_size: int = 0) -> ml_collections.ConfigDict:
@@ -252,8 +262,7 @@ def vit_paper_config(method: str, dataset: str, stored_size: int = 0) -> ml_coll
     c.augment.blur_p = 1.0
     c.augment.blur_sigma = (0.1, 2.0)
     c.augment.flip_p = 0.5
-    c.augment.mean = (0.485, 0.456, 0.406)
-    c.augment.std = (0.229, 0.224, 0.225)
+    c.augment.mean, c.augment.std = IMAGENET_MEAN, IMAGENET_STD
     # T^b = T^a + solarize at p 0.2.
     c.augment2.solarize_p = 0.2
     return c
@@ -290,8 +299,8 @@ def own_images_config(method: str) -> ml_collections.ConfigDict:
         c.model.stem = "imagenet"
         c.batch_size = 256
         c.learning_rate = 3e-4
-    c.augment = augment_config(image_size=s, crop_scale=(0.2, 1.0), mean=(0.485, 0.456, 0.406),
-                               std=(0.229, 0.224, 0.225), blur_p=0.0)
+    c.augment = augment_config(image_size=s, crop_scale=(0.2, 1.0), mean=IMAGENET_MEAN,
+                               std=IMAGENET_STD, blur_p=0.0)
     if method == "mfavbs":
         c.augment2.solarize_p = 0.2  # T^b = T^a + solarize (the paper's second view)
     return c
@@ -328,8 +337,8 @@ def imagenet_scale_config(method: str, dataset: str) -> ml_collections.ConfigDic
     c.batch_size = 256
     c.learning_rate = 3e-4
     c.num_epochs = 100
-    c.augment = augment_config(image_size=224, crop_scale=(0.2, 1.0), mean=(0.485, 0.456, 0.406),
-                               std=(0.229, 0.224, 0.225), blur_p=0.0)
+    c.augment = augment_config(image_size=224, crop_scale=(0.2, 1.0), mean=IMAGENET_MEAN,
+                               std=IMAGENET_STD, blur_p=0.0)
     c.eval.every_epochs = 10
     c.checkpoint.every_epochs = 1
     if method == "gecc":

@@ -13,10 +13,14 @@ def tiny_grayscale_augment():
     return augment_config(image_size=8, crop_scale=(0.6, 1.0), saturation=0.0, hue=0.0, mean=(0.5,), std=(0.5,))
 
 
+def class_names_of(labels: np.ndarray | None) -> list[str] | None:
+    """Classes '0'..str(max(labels)), or None for unlabelled data."""
+    return None if labels is None else [str(i) for i in range(int(np.max(labels)) + 1)]
+
+
 def array_dataset(images: np.ndarray, labels: np.ndarray | None, name: str = "fake") -> ImageDataset:
     """An in-memory Dataset over numpy arrays; classes 0..max(labels)."""
-    class_names = None if labels is None else [str(i) for i in range(int(np.max(labels)) + 1)]
-    return ImageDataset(name, np.asarray(images, np.uint8), labels, class_names)
+    return ImageDataset(name, np.asarray(images, np.uint8), labels, class_names_of(labels))
 
 
 def blob_images(n: int = 64, size: int = 8, channels: int = 1, classes: int = 4, seed: int = 0):
@@ -97,9 +101,8 @@ def array_sources(images: np.ndarray, labels: np.ndarray | None, name: str = "fa
     """`Sources` over one ArraySource; classes 0..max(labels)."""
     from ccjax.data.dataset import Sources
 
-    class_names = None if labels is None else [str(i) for i in range(int(np.max(labels)) + 1)]
     return Sources(name, [ArraySource(images, labels)], None if labels is None else "label", "file", None,
-                   class_names)
+                   class_names_of(labels))
 
 
 def streamed_dataset(images: np.ndarray, labels: np.ndarray | None, workers: int = 2, name: str = "fake"):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import test_data_fakes as data_fakes
+from test_data_folders import _prepared_dir, _report
 from ccjax.cli.prepare import dataset_config
 from ccjax.data import builder as builder_lib
 from ccjax.data.catalog import choose_in_memory, open_dataset
@@ -110,10 +111,7 @@ def test_a_folder_with_bad_files_streams_its_good_images_and_reports_the_rest(tm
     expected = data_fakes.odd_folder(root, side=16)
     base = dict(name=f"folder:{root}", data_dir=data_dir, image_size=16)
     streamed = open_dataset(dataset_config(**base, in_memory="false", stream_workers=0))
-    (cfg_dir,) = os.listdir(os.path.join(data_dir, builder_lib.TFDS_NAME))
-    report = open(os.path.join(data_dir, builder_lib.TFDS_NAME, cfg_dir, builder_lib.VERSION,
-                               builder_lib.REPORT_FILE)).read().splitlines()[1:]
-    skipped = dict(line.split("\t", 1) for line in report)
+    skipped = _report(data_dir)
     assert set(skipped) == {k for k, v in expected.items() if v is None}
     assert skipped["car/empty.png"] == "empty file" and skipped["car/notes.txt"] == "not an image"
     assert skipped["car/truncated.jpg"].startswith("corrupt or truncated")
@@ -134,8 +132,7 @@ def test_preparation_writes_shard_by_shard_in_file_order(tmp_path, monkeypatch):
     os.remove(paths[70])
     open(paths[100], "wb").close()  # an empty file: skipped
     ds = open_dataset(dataset_config(f"folder:{root}", data_dir=data_dir, in_memory="false", stream_workers=0))
-    (cfg_dir,) = os.listdir(os.path.join(data_dir, builder_lib.TFDS_NAME))
-    folder = os.path.join(data_dir, builder_lib.TFDS_NAME, cfg_dir, builder_lib.VERSION)
+    folder = _prepared_dir(data_dir)
     assert len([f for f in os.listdir(folder) if ".array_record-" in f]) == 3
     kept = [p for i, p in enumerate(paths) if i not in (70, 100)]
     assert ds.num_examples == 158
@@ -226,10 +223,9 @@ def test_a_run_whose_files_vanish_ends_with_one_line_and_exit_2(tmp_path):
 
     script = tmp_path / "failing_run.py"
     script.write_text(FAILING_RUN.format(tests=os.path.dirname(os.path.abspath(__file__))))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "JAX_PLATFORMS": "cpu"}
-    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    from test_cli import env
+
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env())
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2, p.stderr[-3000:]
     assert len(lines) == 1, p.stderr[-3000:]

@@ -139,14 +139,14 @@ def benchmark(config) -> dict:
         "bottleneck": (None if not (times and input_rate) else
                        "input" if input_rate < config.batch_size / median else "step"),
         # Host memory: this process's peak, and the largest grain worker's (streaming only).
-        "peak_rss_gib": peak_rss_bytes("self") / 2**30,
+        "peak_rss_gib": peak_rss_bytes() / 2**30,
         "worker_peak_rss_gib": worker_rss / 2**30 or None,
     })
     return result
 
 
-def peak_rss_bytes(who: str) -> int:
-    """Peak resident memory of this process (who='self')."""
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB

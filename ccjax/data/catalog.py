@@ -265,9 +265,11 @@ def _not_prepared(name: str, cfg, data_dir: str, config_name: str) -> UserError:
                      f"`{_prepare_cmd(name, data_dir, extra)}`{hint}")
 
 
-def _decoders_skipping_images() -> dict:
-    """TFDS decoders that leave the image encoded: labels and ids read without decoding pixels."""
-    return {"image": tfds.decode.SkipDecoding()}
+def _data_sources(builder, split: str) -> tuple:
+    """(source, meta source) of one split: the second leaves the image encoded, so labels and ids are
+    read without decoding pixels."""
+    return (builder.as_data_source(split=split),
+            builder.as_data_source(split=split, decoders={"image": tfds.decode.SkipDecoding()}))
 
 
 def _local_sources(name: str, cfg, data_dir: str) -> Sources:
@@ -286,8 +288,7 @@ def _local_sources(name: str, cfg, data_dir: str) -> Sources:
     with builder_lib.quiet_tfds():
         b = tfds.builder_from_directory(os.fspath(builder_lib.prepared_path(data_dir, cname)))
         labelled = "label" in b.info.features
-        source = b.as_data_source(split="train")
-        meta = b.as_data_source(split="train", decoders=_decoders_skipping_images())
+        source, meta = _data_sources(b, "train")
     class_names = list(b.info.features["label"].names) if labelled else None
     return Sources(name, [source], "label" if labelled else None, "file", None, class_names,
                    meta_sources=[meta])
@@ -302,8 +303,8 @@ def _tfds_sources(name: str, cfg, data_dir: str) -> Sources:
         b = tfds.builder(entry.tfds_name, data_dir=data_dir)
     try:
         with builder_lib.quiet_tfds():
-            sources = [b.as_data_source(split=s) for s in splits]
-            meta = [b.as_data_source(split=s, decoders=_decoders_skipping_images()) for s in splits]
+            pairs = [_data_sources(b, s) for s in splits]
+        sources, meta = [src for src, _ in pairs], [m for _, m in pairs]
     except Exception as e:  # TFDS raises KeyError/ValueError/... for a missing or tfrecord-only dataset
         if b.is_prepared():
             raise UserError(
@@ -332,8 +333,7 @@ def _digits_sources(cfg, data_dir: str) -> Sources:
     size = int(_cfg(cfg, "image_size", 0))
     with builder_lib.quiet_tfds():
         b = tfds.builder(TFDS_NAME, data_dir=data_dir)
-        source = b.as_data_source(split="train")
-        meta = b.as_data_source(split="train", decoders=_decoders_skipping_images())
+        source, meta = _data_sources(b, "train")
     return Sources("digits", [source], "label", "file", (size, size) if size else None,
                    [str(i) for i in range(10)], meta_sources=[meta])
 
@@ -387,20 +387,16 @@ def choose_in_memory(dataset_cfg, decoded_bytes: int) -> tuple[bool, str]:
     `dataset.memory_share` of this host's physical memory (each training
     process holds its own copy), and streams it otherwise.
     """
-    mode = str(_cfg(dataset_cfg, "in_memory", "auto")).lower()
+    from ccjax.config import in_memory_mode
+
+    forced = in_memory_mode(_cfg(dataset_cfg, "in_memory", "auto"))
     size = f"{decoded_bytes / 1e9:.2f} GB decoded"
-    if mode in ("true", "1", "yes"):
-        return True, f"{size}; dataset.in_memory=true"
-    if mode in ("false", "0", "no"):
-        return False, f"{size}; dataset.in_memory=false"
-    if mode != "auto":
-        raise UserError(f"dataset.in_memory={mode!r}: use auto, true or false")
-    share = float(_cfg(dataset_cfg, "memory_share", 0.5))
-    budget = share * host_memory_bytes()
-    if decoded_bytes <= budget:
-        return True, f"{size} <= {share:g} of {host_memory_bytes() / 1e9:.1f} GB RAM"
-    return False, (f"{size} > {share:g} of {host_memory_bytes() / 1e9:.1f} GB RAM; "
-                   "--config.dataset.in_memory=true holds it anyway")
+    if forced is not None:
+        return forced, f"{size}; dataset.in_memory={'true' if forced else 'false'}"
+    share, ram = float(_cfg(dataset_cfg, "memory_share", 0.5)), host_memory_bytes()
+    if decoded_bytes <= share * ram:
+        return True, f"{size} <= {share:g} of {ram / 1e9:.1f} GB RAM"
+    return False, f"{size} > {share:g} of {ram / 1e9:.1f} GB RAM; --config.dataset.in_memory=true holds it anyway"
 
 
 def dataset_spec(dataset_cfg) -> dict:

@@ -24,7 +24,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows, epoch_permutation  # noqa: F401 (re-exported)
-from ccjax.data.streaming import stream
+from ccjax.data.streaming import read_ahead
 from ccjax.errors import UserError
 from ccjax.runtime.mesh import batch_sharding
 
@@ -65,26 +65,30 @@ class TrainBatches:
         return self._to_global(self._read(epoch * self.steps_per_epoch + step_in_epoch))
 
     def _to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        if self.anchors is not None:
-            local = {**local, "anchor": self.anchors[local["index"]]}
-        return to_global(local, self.sharding, self.batch_size)
+        return to_global(with_anchors(local, self.anchors), self.sharding, self.batch_size)
 
     def iterate(self, start_step: int, num_steps: int, prefetch: int = 2) -> Iterator[tuple[int, dict]]:
-        """(global step, batch) for steps [start_step, start_step + num_steps), read ahead."""
+        """(global step, batch) for steps [start_step, start_step + num_steps), read ahead.
+
+        A streamed dataset is decoded ahead in grain's workers; this thread keeps the
+        transfers ahead of the device (and reads an in-memory dataset).
+        """
         steps = range(start_step, start_step + num_steps)
-        if getattr(self.dataset, "streaming", False):
-            local = stream(self._read, steps, self.dataset.workers, self.dataset.buffer)
-            # grain decodes ahead in its workers; this thread keeps the transfers ahead of the device.
-            return prefetch_map(lambda sl: (sl[0], self._to_global(sl[1])), _numbered(steps, local), prefetch)
-        return prefetch_map(lambda step: (step, self._to_global(self._read(step))), steps, prefetch)
+        local = read_ahead(self._read, steps, self.dataset)
+        return prefetch_map(lambda sl: (sl[0], self._to_global(sl[1])), _numbered(steps, local), prefetch)
 
 
 def _numbered(items, local):
-    """(item, batch) pairs; the grain iterator is closed with this generator."""
+    """(item, batch) pairs; `local` (grain's iterator when streamed) is closed with this generator."""
     try:
         yield from zip(items, local)
     finally:
         local.close()
+
+
+def with_anchors(local: dict[str, np.ndarray], anchors: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The batch plus its examples' CLIP anchors [n, A] (when the run has them), looked up by index."""
+    return local if anchors is None else {**local, "anchor": anchors[local["index"]]}
 
 
 def to_global(local: dict[str, np.ndarray], sharding, global_batch: int) -> dict[str, jax.Array]:
@@ -113,17 +117,10 @@ class EvalBatches:
         return self._to_global(self._read(i))
 
     def _to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        if self.anchors is not None:
-            local = {**local, "anchor": self.anchors[local["index"]]}
-        return to_global(local, self.sharding, self.batch_size)
+        return to_global(with_anchors(local, self.anchors), self.sharding, self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
-        items = range(self.num_batches)
-        if getattr(self.dataset, "streaming", False):
-            local = stream(self._read, items, self.dataset.workers, self.dataset.buffer)
-            yield from prefetch_map(self._to_global, local, 2)
-        else:
-            yield from prefetch_map(lambda i: self._to_global(self._read(i)), items, 2)
+        yield from prefetch_map(self._to_global, read_ahead(self._read, range(self.num_batches), self.dataset), 2)
 
 
 def map_batches(fn: Callable[[dict], jax.Array], dataset, batch_size: int, mesh: Mesh,

@@ -71,16 +71,12 @@ class StreamingDataset:
     def labels(self) -> np.ndarray:
         """int32 [N] (-1 = no label), read once on first use without decoding an image."""
         if self._labels is None:
-            from tqdm import tqdm
-
             n = self.num_examples
-            labels = np.full(n, -1, np.int32)
-            if self.spec.label_key is not None:
-                for start in tqdm(range(0, n, _LABEL_CHUNK), desc=f"labels of {self.name}", unit="chunk",
-                                  disable=n < 50 * _LABEL_CHUNK, leave=False):
-                    idx = np.arange(start, min(n, start + _LABEL_CHUNK))
-                    labels[idx] = [self.spec.label(k, ex) for k, ex in self.spec.read(idx, meta_only=True)]
-            self._labels = labels
+            if self.spec.label_key is None:
+                self._labels = np.full(n, -1, np.int32)
+            else:
+                self._labels = np.asarray(self._read_meta(np.arange(n), self.spec.label, f"labels of {self.name}"),
+                                          np.int32)
         return self._labels
 
     def example_ids(self, indices) -> list[str]:
@@ -88,11 +84,18 @@ class StreamingDataset:
         indices = np.asarray(indices, np.int64)
         if self.spec.id_key is None:
             return [str(int(i)) for i in indices]
-        ids: list[str] = []
-        for start in range(0, len(indices), _LABEL_CHUNK):  # a chunk's records at a time, not all N
-            ids += [self.spec.example_id(ex) for _, ex in
-                    self.spec.read(indices[start:start + _LABEL_CHUNK], meta_only=True)]
-        return ids
+        return self._read_meta(indices, lambda k, ex: self.spec.example_id(ex), f"ids of {self.name}")
+
+    def _read_meta(self, indices: np.ndarray, field, desc: str) -> list:
+        """field(source k, record) for each index, from the image-skipping sources a chunk of records at a
+        time (each record still holds its encoded image, so never all N at once)."""
+        from tqdm import tqdm
+
+        out: list = []
+        for start in tqdm(range(0, len(indices), _LABEL_CHUNK), desc=desc, unit="chunk",
+                          disable=len(indices) < 50 * _LABEL_CHUNK, leave=False):
+            out += [field(k, ex) for k, ex in self.spec.read(indices[start:start + _LABEL_CHUNK], meta_only=True)]
+        return out
 
     def __getstate__(self):  # what grain's workers get: the sources, not the labels
         state = dict(self.__dict__)
@@ -108,6 +111,14 @@ def default_workers() -> int:
     """One grain worker per core, at most 8 (decoding is the work; the device needs little host CPU)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(8, cores))
+
+
+def read_ahead(read_fn: Callable[[int], dict], items: Sequence[int], dataset) -> Iterator:
+    """read_fn(item) for each item, in order: in the dataset's grain workers when it is streamed, else
+    lazily in the thread that iterates (an in-memory read is a numpy index)."""
+    if getattr(dataset, "streaming", False):
+        return stream(read_fn, items, dataset.workers, dataset.buffer)
+    return (read_fn(item) for item in items)
 
 
 def stream(read_fn: Callable[[int], dict], items: Sequence[int], workers: int, buffer: int) -> Iterator[dict]:

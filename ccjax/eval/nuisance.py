@@ -71,16 +71,11 @@ def image_statistics(dataset, indices: np.ndarray) -> dict[str, np.ndarray]:
     luma std; saturation [n] (RGB only) mean of (max - min) / max over the pixels. A streamed
     dataset is read and measured in its grain workers, chunk by chunk.
     """
-    from ccjax.data.streaming import stream
+    from ccjax.data.streaming import read_ahead
 
     measure = _ChunkStatistics(dataset, np.asarray(indices, np.int64), _CHUNK)
-    chunks = range(-(-len(indices) // _CHUNK))
-    if getattr(dataset, "streaming", False):
-        results = stream(measure, chunks, dataset.workers, dataset.buffer)
-    else:
-        results = map(measure, chunks)
     parts = collections.defaultdict(list)
-    for stats in results:
+    for stats in read_ahead(measure, range(-(-len(indices) // _CHUNK)), dataset):
         for k, v in stats.items():
             parts[k].append(v)
     order = ("colour", "brightness", "contrast", "saturation")  # (grain hands dicts back key-sorted)
