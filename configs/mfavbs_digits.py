@@ -34,7 +34,7 @@ def get_config():
     c.model.vit.num_fusing_blocks = 2
     c.model.vit.fusion = "tokens"
     c.anchor.enabled = True
-    c.anchor.model = "~/.cache/ccjax/tiny_random_clip"  # ccjax.anchors.TINY_CLIP_DIR: made on first use
+    c.anchor.model = "~/.cache/ccjax/tiny_random_clip"  # ccjax.clip.TINY_CLIP_DIR: made on first use
     c.anchor.project = False
     c.augment = digits_augment_config(image_size=16, crop_scale=(0.5, 1.0))
     c.augment2.solarize_p = 0.2  # T^b = T^a + solarize, as the paper

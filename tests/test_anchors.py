@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from ccjax import anchors as anchors_lib
-from ccjax.anchors import clip as clip_lib
-from ccjax.anchors import embed as embed_lib
+from ccjax import clip as anchors_lib
+from ccjax.clip import clip as clip_lib
+from ccjax.clip import embed as embed_lib
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from ccjax.runtime.mesh import make_mesh
@@ -133,7 +133,7 @@ def test_mismatched_or_corrupt_cache_is_rebuilt(kind, tiny_clip, tmp_path, monke
         ds = fake_dataset(12)  # the dataset grew: same name, same image shape
     else:
         _corrupt(kind, npz, sidecar, tiny_clip)
-    with caplog.at_level(logging.WARNING, logger="ccjax.anchors"):
+    with caplog.at_level(logging.WARNING, logger="ccjax.clip"):
         again = anchors_lib.load_or_build_anchors(config, ds)
     assert len(calls) == 2, "the cache was used although it does not match"
     assert again.shape == (ds.num_examples, PROJECTION_DIM) and (again == 2).all() and (first == 1).all()

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from ccjax import anchors as anchors_lib
-from ccjax.anchors import embed as embed_lib
+from ccjax import clip as anchors_lib
+from ccjax.clip import embed as embed_lib
 from ccjax.run.build import TrainingRun
 from ccjax.config import get_base_config
 from ccjax.methods import get_objective

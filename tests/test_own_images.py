@@ -104,7 +104,7 @@ def test_a_flat_folder_without_k_is_one_line(shapes, tmp_path):
 
 
 def test_mfavbs_images_with_the_tiny_local_clip(shapes, tmp_path):
-    from ccjax.anchors import make_tiny_clip
+    from ccjax.clip import make_tiny_clip
     from ccjax.train import train_and_evaluate
 
     root, _, _ = shapes

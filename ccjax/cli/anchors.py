@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ccjax.anchors import cache_paths, dataset_key, load_or_build_anchors, make_tiny_clip
+from ccjax.clip import cache_paths, dataset_key, load_or_build_anchors, make_tiny_clip
 from ccjax.cli.flags import loaded_config, parse_flags_or_exit
 from ccjax.errors import UserError, exit_on_user_error
 

@@ -248,7 +248,7 @@ def image_attention(workdir: str, image_path: str, out: str, seed: int = 0) -> A
     images = jnp.asarray(image[None])  # [1, H, W, C]
     anchors = None
     if config.anchor.enabled:  # the frozen CLIP embedding of the un-augmented image
-        from ccjax.anchors import embed_images
+        from ccjax.clip import embed_images
 
         anchors = jnp.asarray(embed_images(config, image[None], trained.mesh))  # [1, A]
     k1, k2 = jax.random.split(jax.random.key(seed))

@@ -64,7 +64,7 @@ def predict_files(workdir: str, paths: list[str], batch_size: int = 256):
     restored = trained.restore_latest()
     anchors = None
     if trained.config.anchor.enabled:
-        from ccjax.anchors import embed_images
+        from ccjax.clip import embed_images
 
         anchors = embed_images(trained.config, images, trained.mesh)
     n_dev = trained.mesh.devices.size

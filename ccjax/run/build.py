@@ -49,7 +49,7 @@ def load_anchors(config, dataset, mesh):
     """The cached frozen-CLIP embeddings [N, A], or None when the run uses no anchor."""
     if not config.anchor.enabled:
         return None
-    from ccjax.anchors import load_or_build_anchors
+    from ccjax.clip import load_or_build_anchors
 
     return load_or_build_anchors(config, dataset, mesh)
 

@@ -7,9 +7,9 @@
 The anchor token itself enters the model in ccjax/models/vit.py.
 """
 
-from ccjax.anchors.cache import cache_paths, dataset_key, read_cache, write_cache
-from ccjax.anchors.clip import TINY_CLIP_DIR, ClipPreprocess, clip_preprocess, load_clip, make_tiny_clip
-from ccjax.anchors.embed import embed_dataset, embed_images, load_or_build_anchors
+from ccjax.clip.cache import cache_paths, dataset_key, read_cache, write_cache
+from ccjax.clip.clip import TINY_CLIP_DIR, ClipPreprocess, clip_preprocess, load_clip, make_tiny_clip
+from ccjax.clip.embed import embed_dataset, embed_images, load_or_build_anchors
 
 __all__ = [
     "TINY_CLIP_DIR", "ClipPreprocess", "cache_paths", "clip_preprocess", "dataset_key", "embed_dataset",

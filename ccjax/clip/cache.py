@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from ccjax.anchors.clip import ClipPreprocess, _looks_like_path, model_fingerprint
+from ccjax.clip.clip import ClipPreprocess, _looks_like_path, model_fingerprint
 from ccjax.run.rundir import write_atomic
 
 CACHE_VERSION = 1

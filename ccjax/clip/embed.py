@@ -7,8 +7,8 @@ shorter side with bicubic, centre crop, CLIP mean/std); the embeddings
 (`FlaxCLIPModel.get_image_features`, float32 [N, A]) are cached on disk and the
 input pipeline gathers them by example index.
 
-The cache's format is in ccjax/anchors/cache.py, CLIP's loading and
-preprocessing in ccjax/anchors/clip.py.
+The cache's format is in ccjax/clip/cache.py, CLIP's loading and
+preprocessing in ccjax/clip/clip.py.
 
 The command line (`python -m ccjax.anchors`) is ccjax/cli/anchors.py.
 """
@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ccjax.anchors.cache import cache_paths, expected_metadata, read_cache, write_cache
-from ccjax.anchors.clip import ClipPreprocess, clip_config_info, clip_preprocess, load_clip
+from ccjax.clip.cache import cache_paths, expected_metadata, read_cache, write_cache
+from ccjax.clip.clip import ClipPreprocess, clip_config_info, clip_preprocess, load_clip
 from ccjax.data.dataset import ImageDataset
 from ccjax.data.pipeline import map_batches
 from ccjax.errors import UserError
