@@ -8,13 +8,17 @@ about 4 minutes on 2 CPU cores. Measured figures: docs/results.md.
 `python -m ccjax.main --config=configs/cc_digits.py`
 """
 
-from ccjax.config import digits_augment_config, get_base_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from ccjax.config import get_base_config  # noqa: E402
+from common import digits_augment_config  # noqa: E402
 
 
 def get_config():
     c = get_base_config()
     c.method = "cc"
-    c.objective = "cc"
     c.dataset.name = "digits"
     c.model.backbone = "convnet"
     c.model.convnet_width = 48

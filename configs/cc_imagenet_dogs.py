@@ -14,7 +14,6 @@ from ccjax.config import get_base_config
 def get_config():
     c = get_base_config()
     c.method = "cc"
-    c.objective = "cc"
     c.dataset.name = "imagenet_dogs"
     c.dataset.image_size = 224
     c.model.backbone = "resnet34"

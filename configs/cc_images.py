@@ -12,7 +12,11 @@ expected time, what to change (--config.model.*, --config.augment.*) and how to
 read the report's "What do the clusters follow?" probe and pick K.
 """
 
-from ccjax.config import own_images_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from common import own_images_config  # noqa: E402
 
 
 def get_config():

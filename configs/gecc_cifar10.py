@@ -17,7 +17,6 @@ from ccjax.config import get_base_config
 def get_config():
     c = get_base_config()
     c.method = "gecc"
-    c.objective = "gecc"
     c.dataset.name = "cifar10"
     c.model.backbone = "resnet34"
     c.model.stem = "imagenet"

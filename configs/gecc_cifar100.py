@@ -16,7 +16,6 @@ from ccjax.config import get_base_config
 def get_config():
     c = get_base_config()
     c.method = "gecc"
-    c.objective = "gecc"
     c.dataset.name = "cifar100_20"
     c.model.backbone = "resnet34"
     c.model.stem = "imagenet"

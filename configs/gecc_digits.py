@@ -22,7 +22,6 @@ def _cc_digits_config():
 def get_config():
     c = _cc_digits_config()
     c.method = "gecc"
-    c.objective = "gecc"
     c.gecc.reference = "cdsm"
     c.gecc.weights = "both"
     return c

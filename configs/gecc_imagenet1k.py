@@ -7,7 +7,11 @@ loss settings are GeCC's. Every setting and its source: ccjax.config.imagenet_sc
 Streams the data from disk (docs/datasets.md, "Streaming").
 """
 
-from ccjax.config import imagenet_scale_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from common import imagenet_scale_config  # noqa: E402
 
 
 def get_config():

@@ -15,7 +15,11 @@ GeCC's CDSM reference view and weighted losses as in the paper (docs/gecc.md); a
 CC's step time (a third forward pass).
 """
 
-from ccjax.config import own_images_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from common import own_images_config  # noqa: E402
 
 
 def get_config():

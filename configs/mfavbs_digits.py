@@ -13,13 +13,17 @@ For a real anchor point --config.anchor.model at a downloaded CLIP and set
 `python -m ccjax.main --config=configs/mfavbs_digits.py`
 """
 
-from ccjax.config import digits_augment_config, get_base_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from ccjax.config import get_base_config  # noqa: E402
+from common import digits_augment_config  # noqa: E402
 
 
 def get_config():
     c = get_base_config()
     c.method = "mfavbs"
-    c.objective = "cc"
     c.dataset.name = "digits"
     c.batch_size = 256
     c.num_epochs = 100

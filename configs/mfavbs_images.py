@@ -16,7 +16,11 @@ embeddings computed once and cached) needs the network the first time, or
 --config.anchor.model=<a local CLIP directory>.
 """
 
-from ccjax.config import own_images_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from common import own_images_config  # noqa: E402
 
 
 def get_config():

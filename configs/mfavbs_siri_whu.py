@@ -18,7 +18,11 @@ downloadable or cached (`huggingface-cli download openai/clip-vit-base-patch32`)
 Needs the dataset prepared once: `python -m ccjax.prepare --dataset=siri_whu --manual_dir=<extracted SIRI-WHU folder>`. See docs/mfavbs.md.
 """
 
-from ccjax.config import vit_paper_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from common import vit_paper_config  # noqa: E402
 
 
 def get_config():

@@ -10,7 +10,11 @@ projectors (hidden 4E); CC's objective (tau_I 0.5, tau_C 1.0, feature dim
 Needs the dataset prepared once: `python -m ccjax.prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
 """
 
-from ccjax.config import vit_paper_config
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the shared presets: configs/common.py
+from common import vit_paper_config  # noqa: E402
 
 
 def get_config():

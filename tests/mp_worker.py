@@ -19,7 +19,7 @@ distributed.maybe_initialize()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ccjax.run.build import TrainingRun  # noqa: E402
+from ccjax.train.loop import TrainingRun  # noqa: E402
 from fakes import array_dataset, blob_images, streamed_dataset  # noqa: E402
 from test_train import tiny_config  # noqa: E402
 
@@ -36,7 +36,7 @@ def main():
     config = tiny_config(objective)
     dataset = streamed_dataset(imgs, labels, workers=1) if streamed else array_dataset(imgs, labels)
     run = TrainingRun(config, dataset=dataset)
-    state = run.init_state()
+    state = run.setup.init_state()
     losses = []
     for step, batch in run.batches.iterate(0, steps):
         state, metrics = run.train_step(state, batch)

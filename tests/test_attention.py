@@ -63,18 +63,18 @@ def write_run(workdir: str, config):
 
     Returns (workdir, config, model (flax module), variables).
     """
-    from ccjax.run import rundir as workdir_lib
+    from ccjax.run import rundir
     from ccjax.run.checkpoint import Checkpointer
     from ccjax.runtime.mesh import make_mesh
-    from ccjax.run.build import ModelSetup
+    from ccjax.train.state import ModelSetup
     from ccjax.run.rundir import RUN_INFO
 
-    workdir_lib.create(workdir, config)
+    rundir.write_config(workdir, config)
     anchor_dim = ANCHOR_DIM if config.anchor.enabled else None
     info = {"dataset": "digits", "num_examples": 1797, "image_shape": [8, 8, 1], "num_clusters": K,
             "class_names": None, "anchor_dim": anchor_dim}
-    workdir_lib.write_json_atomic(os.path.join(workdir, RUN_INFO), info)
-    setup = ModelSetup(config, K, (8, 8, 1), anchor_dim, make_mesh())
+    rundir.write_json_atomic(os.path.join(workdir, RUN_INFO), info)
+    setup = ModelSetup.build(config, K, (8, 8, 1), anchor_dim, make_mesh())
     state = setup.init_state()
     ck = Checkpointer(os.path.join(workdir, "checkpoints"), keep=1)
     ck.save(0, state, {"step": 0})
@@ -242,10 +242,10 @@ def test_anchor_run_embeds_the_image_and_puts_the_anchor_first(anchor_run, tmp_p
 
 
 def test_non_vit_run_is_a_one_line_error(tmp_path):
-    from ccjax.run import rundir as workdir_lib
+    from ccjax.run import rundir
 
     c = load_config("cc_digits")
-    workdir_lib.create(str(tmp_path), c)
+    rundir.write_config(str(tmp_path), c)
     with pytest.raises(UserError, match="attention maps need a ViT run"):
         load_vit_run(str(tmp_path))
     r = subprocess.run([sys.executable, "-m", "ccjax.attention", f"--workdir={tmp_path}", "--image=x.png"],

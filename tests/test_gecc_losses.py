@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from ccjax.methods import contrastive
 from ccjax.methods.gecc import losses as gl
 from ccjax.methods.cc import cc_losses
 
@@ -116,7 +117,7 @@ def views(seed=0, b=B):
 # ----------------------------------------------------------------------------- weights
 def test_domain_and_distribution_weights_match_eqs_6_7_10():
     (z1, z2, zd), (c1, c2, cd) = views(1)
-    wz = gl.domain_attention_weights(z1, z2, zd)
+    wz = gl.attention_weights(z1, z2, zd)
     wc = gl.distribution_attention_weights(c1, c2, cd)
     assert wz.shape == (B, B) and wc.shape == (K, K)
     np.testing.assert_allclose(wz, np_weights(z1, z2, zd), rtol=1e-5, atol=1e-6)
@@ -136,12 +137,12 @@ def test_weights_hand_computed_case():
 def test_weights_are_finite_when_views_coincide_and_carry_no_gradient():
     (z1, z2, _), _ = views(2)
     # reference view identical to view 1 (CDSM with t = 0): D_hat(z1_i, zd_i) = 0 -> w_ii = 1
-    w = gl.domain_attention_weights(z1, z2, z1)
+    w = gl.attention_weights(z1, z2, z1)
     assert np.all(np.isfinite(w))
     np.testing.assert_allclose(np.diag(w), 1.0)
     # all three views equal: every ratio 0/0 -> 1/2
-    np.testing.assert_allclose(gl.domain_attention_weights(z1, z1, z1)[0, 0], 1.5)
-    g = jax.grad(lambda a: gl.domain_attention_weights(a, z2, a * 0.9).sum())(jnp.asarray(z1))
+    np.testing.assert_allclose(gl.attention_weights(z1, z1, z1)[0, 0], 1.5)
+    g = jax.grad(lambda a: gl.attention_weights(a, z2, a * 0.9).sum())(jnp.asarray(z1))
     np.testing.assert_array_equal(g, 0.0)
 
 
@@ -187,9 +188,9 @@ def test_gradients_do_not_flow_through_the_weights():
     (z1, z2, zd), (c1, c2, cd) = views(6)
 
     def loss(z1_, live):
-        wz = gl.domain_attention_weights(z1_, z2, zd)
+        wz = gl.attention_weights(z1_, z2, zd)
         if not live:
-            wz = jnp.asarray(np.asarray(gl.domain_attention_weights(z1, z2, zd)))
+            wz = jnp.asarray(np.asarray(gl.attention_weights(z1, z2, zd)))
         return gl.gecc_losses(z1_, z2, zd, c1, c2, cd, TAU_I, TAU_C, w_z=wz)["total"]
 
     g_live = jax.grad(loss)(jnp.asarray(z1), True)
@@ -204,7 +205,7 @@ def test_losses_and_weights_on_a_4_device_mesh_equal_unsharded():
     (z1, z2, zd), (c1, c2, cd) = views(7)
 
     def f(z1, z2, zd, c1, c2, cd):
-        wz = gl.domain_attention_weights(z1, z2, zd)
+        wz = gl.attention_weights(z1, z2, zd)
         wc = gl.distribution_attention_weights(c1, c2, cd)
         out = gl.gecc_losses(z1, z2, zd, c1, c2, cd, TAU_I, TAU_C, w_z=wz, w_c=wc)
         return out["total"], wz, wc
@@ -236,7 +237,7 @@ def test_no_nan_with_empty_clusters(b):
 
 
 def test_a_pair_loss_passes_no_gradient_to_its_weights():
-    """weighted_pair_loss treats W as constants (attention weights on the terms, docs/gecc.md), also when the
+    """nt_xent treats W as constants (attention weights on the terms, docs/gecc.md), also when the
     caller's W carries a gradient: d loss / d W is exactly zero, while d loss / d a is not."""
     rng = np.random.default_rng(5)
     a = rng.normal(size=(6, 4))
@@ -244,7 +245,7 @@ def test_a_pair_loss_passes_no_gradient_to_its_weights():
     b = rng.normal(size=(6, 4))
     b /= np.linalg.norm(b, axis=1, keepdims=True)
     w = jnp.asarray(1.0 + rng.uniform(size=(6, 6)), jnp.float32)
-    g_w = jax.grad(lambda w_: gl.weighted_pair_loss(jnp.asarray(a), jnp.asarray(b), w_, TAU_I))(w)
+    g_w = jax.grad(lambda w_: contrastive.nt_xent(jnp.asarray(a), jnp.asarray(b), TAU_I, w_))(w)
     np.testing.assert_array_equal(np.asarray(g_w), 0.0)
-    g_a = jax.grad(lambda a_: gl.weighted_pair_loss(a_, jnp.asarray(b), w, TAU_I))(jnp.asarray(a, jnp.float32))
+    g_a = jax.grad(lambda a_: contrastive.nt_xent(a_, jnp.asarray(b), TAU_I, w))(jnp.asarray(a, jnp.float32))
     assert np.abs(np.asarray(g_a)).max() > 1e-3

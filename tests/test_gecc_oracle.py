@@ -103,7 +103,7 @@ def recorded(monkeypatch):
 
 def run_objective(reference: str, weights: str):
     c = get_base_config()
-    c.method = c.objective = "gecc"
+    c.method = "gecc"
     c.num_epochs = 10
     c.augment.image_size = 8
     c.gecc.reference, c.gecc.weights = reference, weights
@@ -166,7 +166,7 @@ def run_objective_plain():
         mp.setattr(objective, "make_cdsm_hook",
                    lambda labels, k, rng, p, positions="stages": (lambda x, layer: x + jnp.asarray(SHIFT, jnp.float32)[labels]))
         c = get_base_config()
-        c.method = c.objective = "gecc"
+        c.method = "gecc"
         c.num_epochs = 10
         c.augment.image_size = 8
         c.loss.instance_temperature, c.loss.cluster_temperature = TAU_I, TAU_C

@@ -19,7 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.methods import get_objective
+from ccjax.methods import METHODS
 from ccjax.methods.gecc import objective as gecc
 from ccjax.runtime.mesh import make_mesh
 from fakes import blob_images, tiny_grayscale_augment
@@ -54,7 +54,7 @@ class TinyModel(nn.Module):
 
 def tiny_config(**gecc_overrides):
     c = get_base_config()
-    c.method = c.objective = "gecc"
+    c.method = "gecc"
     c.num_epochs = 10
     c.batch_size = 16
     c.augment = tiny_grayscale_augment()
@@ -83,7 +83,7 @@ def run_loss(config, epoch, images=None, rng=0):
 
 
 def test_registered_as_objective():
-    assert get_objective("gecc") is gecc
+    assert METHODS["gecc"] is gecc
 
 
 @pytest.mark.parametrize("reference", ["cdsm", "dsu"])

@@ -7,7 +7,8 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ccjax.errors import UserError
-from ccjax.methods.cc import cc_losses, cluster_contrastive_loss, instance_contrastive_loss
+from ccjax.methods.cc import cc_losses, cluster_contrastive_loss
+from ccjax.methods.contrastive import nt_xent as instance_contrastive_loss  # CC's L_ins is NT-Xent on z
 from ccjax.methods.contrastive import cluster_entropy_term, weighted_nt_xent
 
 B, D, K = 8, 16, 4

@@ -6,9 +6,9 @@ import pytest
 
 from ccjax import clip as anchors_lib
 from ccjax.clip import embed as embed_lib
-from ccjax.run.build import TrainingRun
+from ccjax.train.loop import TrainingRun
 from ccjax.config import get_base_config
-from ccjax.methods import get_objective
+from ccjax.methods import METHODS
 from ccjax.runtime.mesh import make_mesh, replicated
 from fakes import array_dataset, blob_images, tiny_grayscale_augment
 
@@ -18,7 +18,6 @@ E = 16
 def mfavbs_config(data_dir: str, clip_dir: str | None = None):
     c = get_base_config()
     c.method = "mfavbs"
-    c.objective = "cc"
     c.dataset.name = "blobs"
     c.dataset.data_dir = data_dir
     c.model.backbone = "vit"
@@ -45,7 +44,7 @@ def trained_setup(tmp_path_factory):
     ds = array_dataset(imgs, labels, name="blobs")
     config = mfavbs_config(str(tmp), clip_dir)
     run = TrainingRun(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)  # computes and caches the anchors
-    return config, ds, run, run.init_state()
+    return config, ds, run, run.setup.init_state()
 
 
 def test_train_step_reads_cached_anchors_and_never_runs_clip(trained_setup, monkeypatch):
@@ -69,7 +68,7 @@ def test_train_step_reads_cached_anchors_and_never_runs_clip(trained_setup, monk
 
 def test_mfavbs_step_on_4_devices_equals_1_device(trained_setup):
     config, ds, run4, state = trained_setup
-    objective = get_objective("cc")
+    objective = METHODS["mfavbs"]
     run1 = TrainingRun(config, mesh=make_mesh(jax.devices()[:1]), dataset=ds, anchors=run4.anchors)
 
     def loss_and_grads(run, state):
@@ -77,7 +76,7 @@ def test_mfavbs_step_on_4_devices_equals_1_device(trained_setup):
 
         def f(params):
             loss, (metrics, new_state) = objective.loss_fn(
-                params, state.model_state, model=run.module, config=config, images=batch["image"],
+                params, state.model_state, model=run.setup.module, config=config, images=batch["image"],
                 anchors=batch["anchor"], rng=jax.random.key(0), epoch=jax.numpy.int32(0))
             return loss, (metrics, new_state)
 

@@ -8,7 +8,7 @@ import pytest
 
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.run.state import learning_rate_schedule, make_optimizer
+from ccjax.train.state import learning_rate_schedule, make_optimizer
 
 
 def config(schedule: str, warmup: int = 0, epochs: int = 10, lr: float = 2e-3):
@@ -60,14 +60,16 @@ def test_schedule_length_does_not_change_the_state_structure():
 
 
 @pytest.mark.parametrize("field,value,words", [
-    ("lr_schedule", "linear", "use one of constant, cosine"),
-    ("warmup_epochs", -1, "must be 0 or more"),
+    ("lr_schedule", "linear", "to one of constant, cosine"),
+    ("warmup_epochs", -1, "warmup_epochs=-1 must be >= 0"),
 ])
 def test_bad_schedule_values_are_user_errors(field, value, words):
+    from ccjax.config import validate
+
     c = config("constant")
     setattr(c, field, value)
     with pytest.raises(UserError, match=words):
-        learning_rate_schedule(c, 7)
+        validate(c)
 
 
 def test_a_run_shorter_than_its_warm_up_warms_up_over_the_whole_run():

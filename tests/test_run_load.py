@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from ccjax.data.dataset import Dataset, ImageDataset
-from ccjax.run import build
+from ccjax.train.state import ModelSetup
 from ccjax.run.load import load_trained
 from ccjax.run.rundir import BEST_CHECKPOINTS_DIR, CHECKPOINTS_DIR, read_run_info
 from test_report import read_assignments, tiny_digits_config, trained_digits_run
@@ -41,7 +41,7 @@ def test_loader_restores_the_checkpointed_variables_without_the_optimiser(digits
     assert set(trained.abstract) == {"step", "params", "model_state"}  # no opt_state
     restored = trained.restore_latest()
     info = read_run_info(digits_run)
-    setup = build.ModelSetup(trained.config, info["num_clusters"], info["image_shape"], None, trained.mesh)
+    setup = ModelSetup.build(trained.config, info["num_clusters"], info["image_shape"], None, trained.mesh)
     ck = Checkpointer(os.path.join(digits_run, CHECKPOINTS_DIR), keep=1)
     step = ck.latest_step()
     full, _ = ck.restore(step, setup.abstract_state)

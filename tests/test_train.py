@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 
 from ccjax import train
-from ccjax.run.build import TrainingRun
+from ccjax.train.loop import TrainingRun
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.methods import get_objective
+from ccjax.methods import METHODS
 from ccjax.runtime.mesh import make_mesh
 from fakes import array_dataset, blob_images, tiny_grayscale_augment
 
 
-def tiny_config(objective: str = "cc"):
+def tiny_config(method: str = "cc"):
     c = get_base_config()
-    c.method = objective
-    c.objective = objective
+    c.method = method
     c.model.backbone = "convnet"
     c.model.convnet_width = 8
     c.model.feature_dim = 16
@@ -36,13 +35,13 @@ def tiny_config(objective: str = "cc"):
 
 def loss_and_grads(config, mesh, dataset):
     run = TrainingRun(config, mesh=mesh, dataset=dataset)
-    state = run.init_state()
+    state = run.setup.init_state()
     batch = run.batches.batch(0, 0)
-    objective = get_objective(config.objective)
+    objective = METHODS[config.method]
 
     def f(params):
         loss, (metrics, _) = objective.loss_fn(
-            params, state.model_state, model=run.module, config=config, images=batch["image"],
+            params, state.model_state, model=run.setup.module, config=config, images=batch["image"],
             anchors=batch.get("anchor"), rng=jax.random.key(0), epoch=jax.numpy.int32(1),
         )
         return loss, metrics
@@ -82,7 +81,7 @@ def read_params(workdir, config):
 
     run = TrainingRun(config)
     ck = Checkpointer(os.path.join(workdir, "checkpoints"), keep=3)
-    state, meta = ck.restore(ck.latest_step(), run.abstract_state)
+    state, meta = ck.restore(ck.latest_step(), run.setup.abstract_state)
     ck.close()
     return jax.device_get(state), meta
 
@@ -138,7 +137,7 @@ def test_checkpoint_from_4_devices_resumes_training_on_2_and_1(tmp_path):
     ds = array_dataset(imgs, labels)
     config = tiny_config()
     run4 = TrainingRun(config, mesh=make_mesh(jax.devices()[:4]), dataset=ds)
-    state, _ = run4.train_step(run4.init_state(), run4.batches.batch(0, 0))
+    state, _ = run4.train_step(run4.setup.init_state(), run4.batches.batch(0, 0))
     ck = Checkpointer(str(tmp_path / "ck"), keep=1)
     ck.save(1, state, {"step": 1})
     ck.close()
@@ -146,7 +145,7 @@ def test_checkpoint_from_4_devices_resumes_training_on_2_and_1(tmp_path):
     for n in (2, 1):
         run = TrainingRun(config, mesh=make_mesh(jax.devices()[:n]), dataset=ds)
         ck = Checkpointer(str(tmp_path / "ck"), keep=1)
-        restored, _ = ck.restore(1, run.abstract_state)
+        restored, _ = ck.restore(1, run.setup.abstract_state)
         ck.close()
         for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(restored.params)):
             np.testing.assert_array_equal(a, np.asarray(b))
@@ -160,6 +159,6 @@ def test_bfloat16_step_keeps_float32_params_and_finite_loss():
     config = tiny_config("gecc")
     config.dtype = "bfloat16"
     run = TrainingRun(config, dataset=array_dataset(imgs, labels))
-    state, metrics = run.train_step(run.init_state(), run.batches.batch(0, 0))
+    state, metrics = run.train_step(run.setup.init_state(), run.batches.batch(0, 0))
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
     assert np.isfinite(float(metrics["loss"])) and int(state.first_nonfinite_step) == -1

@@ -12,7 +12,7 @@ from scipy.special import erf
 
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
-from ccjax.models import build_model
+from ccjax.models import build_model, check_model_config
 from ccjax.models.layers import STEM_LAYER
 from ccjax.models.vit import Block, ConvStem, VTCCHeads, build_vit_model, sincos_position_embedding
 from ccjax.runtime.mesh import make_mesh
@@ -365,15 +365,15 @@ def test_anchor_projection_and_config_errors():
         m = build_vit_model(vit_config(anchor=True), 3)
         jax.eval_shape(lambda: m.init(key(), [x, x], jnp.zeros((2, 24)), train=False))
     with pytest.raises(UserError, match="num_fusing_blocks"):
-        build_vit_model(vit_config(depth=2, n=2), 3)
+        check_model_config(vit_config(depth=2, n=2))
     with pytest.raises(UserError, match="fusion"):
-        build_vit_model(vit_config(fusion="add"), 3)
+        check_model_config(vit_config(fusion="add"))
     with pytest.raises(UserError, match="patch_size"):
-        build_vit_model(vit_config(patch=12), 3)
+        check_model_config(vit_config(patch=12))
     with pytest.raises(UserError, match="num_heads"):
-        build_vit_model(vit_config(e=16, heads=3), 3)
+        check_model_config(vit_config(e=16, heads=3))
     with pytest.raises(UserError, match="num_heads"):
-        build_vit_model(vit_config(e=16, heads=0), 3)
+        check_model_config(vit_config(e=16, heads=0))
     single = build_vit_model(vit_config(e=16, heads=1), 3)  # one head is a valid ViT
     assert jax.eval_shape(lambda: single.init(key(), [images(0, s=16)], train=False))
     with pytest.raises(UserError, match="divisible by model.vit.patch_size"):

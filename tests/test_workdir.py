@@ -5,26 +5,32 @@ import os
 
 import pytest
 
-from ccjax.run import rundir as workdir
+from ccjax.run import rundir
 from ccjax.runtime import distributed
 from ccjax.config import get_base_config, view_augment_config
 from ccjax.errors import UserError
 
 
+def start(wd, config):
+    """What the trainer does to a workdir before training: check it, then write config.json."""
+    rundir.check(wd, config)
+    rundir.write_config(wd, config)
+
+
 def test_prepare_writes_config_and_refuses_a_different_run(tmp_path):
     c = get_base_config()
     wd = str(tmp_path / "run")
-    workdir.create(wd, c)
+    start(wd, c)
     saved = json.load(open(os.path.join(wd, "config.json")))
     assert saved["batch_size"] == c.batch_size
     # Bookkeeping fields may change between launches of one run...
     c.log_every_steps = 3
     c.checkpoint.every_epochs = 1
-    workdir.create(wd, c)
+    start(wd, c)
     # ...but what is computed may not.
     c.learning_rate = 0.1
     with pytest.raises(UserError, match="learning_rate"):
-        workdir.create(wd, c)
+        start(wd, c)
 
 
 def test_a_run_from_an_older_ccjax_without_a_new_field_resumes_and_loads(tmp_path):
@@ -32,17 +38,17 @@ def test_a_run_from_an_older_ccjax_without_a_new_field_resumes_and_loads(tmp_pat
 
     c = get_base_config()
     wd = str(tmp_path / "run")
-    workdir.create(wd, c)
+    start(wd, c)
     path = os.path.join(wd, "config.json")
     old = json.load(open(path))
     del old["lr_schedule"], old["warmup_epochs"]  # fields added after that run was written
     json.dump(old, open(path, "w"))
-    workdir.check(wd, c)  # the defaults reproduce the old behaviour: the same run
+    rundir.check(wd, c)  # the defaults reproduce the old behaviour: the same run
     loaded = load_run_config(wd)
     assert loaded.lr_schedule == "constant" and loaded.warmup_epochs == 0
     c.warmup_epochs = 5  # a real change is still refused
     with pytest.raises(UserError, match="warmup_epochs"):
-        workdir.check(wd, c)
+        rundir.check(wd, c)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
@@ -51,14 +57,14 @@ def test_unwritable_workdir_is_a_clear_error(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     with pytest.raises(UserError, match="cannot write to workdir"):
-        workdir.create(str(ro / "run"), get_base_config())
+        start(str(ro / "run"), get_base_config())
 
 
 def test_workdir_that_is_a_file_is_a_clear_error(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(UserError, match="cannot write to workdir"):
-        workdir.create(str(f), get_base_config())
+        start(str(f), get_base_config())
 
 
 def test_view2_inherits_view1_except_where_set():

@@ -71,12 +71,10 @@ def synthetic_anchors(config, n: int) -> np.ndarray | None:
 def build_run(config):
     """A TrainingRun over synthetic or real data."""
     from ccjax.data.dataset import ImageDataset
-    from ccjax.run.build import TrainingRun
+    from ccjax.train.loop import TrainingRun
 
     if config.bench.data == "real":
         return TrainingRun(config), None
-    if config.bench.data != "synthetic":
-        raise UserError(f"bench.data={config.bench.data!r}; use synthetic or real")
     from ccjax.data import dataset_spec
 
     spec = dataset_spec(config.dataset)
@@ -87,8 +85,11 @@ def build_run(config):
 
 
 def benchmark(config) -> dict:
+    from ccjax.config import validate
+
+    validate(config)
     run, spec = build_run(config)
-    state = run.init_state()
+    state = run.setup.init_state()
     batches = run.batches
     steps = config.bench.steps
 

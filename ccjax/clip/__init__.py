@@ -2,16 +2,16 @@
 
 - clip.py: CLIP's preprocessing on device, loading a model, a tiny random CLIP for tests and demos;
 - cache.py: the on-disk cache (paths, fingerprints, validation, atomic writes);
-- embed.py: embedding a dataset or new images, and `load_or_build_anchors` (cache or compute).
+- embed.py: embedding a dataset or new images, and `load_anchors` / `load_or_build_anchors` (cache or compute).
 
 The anchor token itself enters the model in ccjax/models/vit.py.
 """
 
 from ccjax.clip.cache import cache_paths, dataset_key, read_cache, write_cache
 from ccjax.clip.clip import TINY_CLIP_DIR, ClipPreprocess, clip_preprocess, load_clip, make_tiny_clip
-from ccjax.clip.embed import embed_dataset, embed_images, load_or_build_anchors
+from ccjax.clip.embed import embed_dataset, embed_images, load_anchors, load_or_build_anchors
 
 __all__ = [
     "TINY_CLIP_DIR", "ClipPreprocess", "cache_paths", "clip_preprocess", "dataset_key", "embed_dataset",
-    "embed_images", "load_clip", "load_or_build_anchors", "make_tiny_clip", "read_cache", "write_cache",
+    "embed_images", "load_anchors", "load_clip", "load_or_build_anchors", "make_tiny_clip", "read_cache", "write_cache",
 ]

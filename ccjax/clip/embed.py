@@ -121,3 +121,11 @@ def load_or_build_anchors(config, dataset, mesh=None, *, rebuild: bool = False) 
         print(f"ccjax: cached {anchors.shape[0]} CLIP anchors of dimension {anchors.shape[1]} in {npz_path}",
               flush=True)
     return anchors
+
+
+def load_anchors(config, dataset, mesh=None):
+    """The run's frozen-CLIP anchors [N, A] (from the cache, or computed and cached), or None when
+    `config.anchor.enabled` is off."""
+    if not config.anchor.enabled:
+        return None
+    return load_or_build_anchors(config, dataset, mesh)

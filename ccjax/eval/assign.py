@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from ccjax.augment import preprocess_eval
-from ccjax.config import view_augment_config
+from ccjax.augment import view_augment_config
 from ccjax.data.pipeline import map_batches
 from ccjax.eval.metrics import clustering_metrics, label_free_diagnostics
 

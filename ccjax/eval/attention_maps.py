@@ -233,7 +233,7 @@ def load_vit_run(workdir: str) -> TrainedModel:
 def image_attention(workdir: str, image_path: str, out: str, seed: int = 0) -> AttentionMaps:
     """Draws the last FAVB's attention maps of `image_path` for the run in `workdir` to `out`; returns them."""
     from ccjax.augment import augment_batch
-    from ccjax.config import view_augment_config
+    from ccjax.augment import view_augment_config
     from ccjax.data.images import ImageSkipped, load_image
 
     trained = load_vit_run(workdir)

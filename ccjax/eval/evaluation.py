@@ -64,7 +64,7 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
 def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
     """`ccjax.evaluate`: the run in `workdir` re-evaluated on its training data (cached anchors)."""
     from ccjax.data import open_dataset
-    from ccjax.run.build import load_anchors
+    from ccjax.clip import load_anchors
     from ccjax.run.load import load_trained
 
     trained = load_trained(workdir)  # the model only: no training batches, no optimiser

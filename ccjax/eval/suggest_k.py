@@ -113,7 +113,7 @@ def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> tup
     data; returns (rows, the run's own K)."""
     from ccjax.data import open_dataset
     from ccjax.eval.assign import model_outputs
-    from ccjax.run.build import load_anchors
+    from ccjax.clip import load_anchors
     from ccjax.run.load import load_trained
 
     trained = load_trained(workdir)

@@ -11,22 +11,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ccjax.augment import augment_batch
-from ccjax.config import view_augment_config
+from ccjax.augment import augment_batch, view_augment_config
+from ccjax.errors import UserError
 from ccjax.methods.contrastive import cluster_entropy_term, nt_xent, unit_rows
-
-
-def instance_contrastive_loss(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
-    """CC's instance-level contrastive loss L_ins: NT-Xent over the 2B instance features.
-
-    z_a, z_b: [B, D] L2-normalised features of the two views (the model
-    normalises; as in CC's reference, the similarity is the plain dot product,
-    so unnormalised inputs are not renormalised here). For each of the 2B
-    anchors the positive is its other view and the negatives the other 2B - 2
-    samples; self-similarity is excluded. Cross-entropy summed over the 2B
-    anchors and divided by 2B. Scalar float32.
-    """
-    return nt_xent(z_a, z_b, temperature)
 
 
 def cluster_contrastive_loss(c_a: jax.Array, c_b: jax.Array, temperature: float) -> jax.Array:
@@ -53,7 +40,7 @@ def cc_losses(
     log K - H(Y^b) (the entropy terms of both views, as CC's reference adds
     them to its cluster loss) and total = instance + cluster + entropy.
     """
-    instance = instance_contrastive_loss(z_a, z_b, tau_i)
+    instance = nt_xent(z_a, z_b, tau_i)  # L_ins: NT-Xent over the 2B instance features
     cluster = cluster_contrastive_loss(c_a, c_b, tau_c)
     entropy = cluster_entropy_term(c_a) + cluster_entropy_term(c_b)
     return {"instance": instance, "cluster": cluster, "entropy": entropy, "total": instance + cluster + entropy}
@@ -65,6 +52,15 @@ def two_views(images: jax.Array, rng: jax.Array, config) -> tuple[jax.Array, jax
     x1 = augment_batch(images, k1, view_augment_config(config, 1))  # [B, S, S, C]
     x2 = augment_batch(images, k2, view_augment_config(config, 2))
     return x1, x2
+
+
+def check_config(config) -> None:
+    """UserError for a loss temperature that is not > 0 (the fields CC's loss reads)."""
+    for field in ("instance_temperature", "cluster_temperature"):
+        value = config.loss[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise UserError(f"loss.{field}={value!r} must be > 0; set --config.loss.{field}, "
+                            f"e.g. {0.5 if field.startswith('instance') else 1.0}")
 
 
 def loss_fn(params, model_state, *, model, config, images, anchors, rng, epoch):

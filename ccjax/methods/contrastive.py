@@ -94,11 +94,17 @@ def weighted_nt_xent(
     return log_denominator - log_numerator
 
 
-def nt_xent(u: jax.Array, v: jax.Array, temperature: float) -> jax.Array:
+def nt_xent(u: jax.Array, v: jax.Array, temperature: float, weights: jax.Array | None = None) -> jax.Array:
     """Symmetric NT-Xent over the 2N rows of `u` [N, D] and `v` [N, D], similarity = dot product.
 
     u_i and v_i are positives; every anchor's negatives are the other 2N - 2
-    rows of both views. Returns sum over the 2N anchors / 2N (scalar, float32).
+    rows of both views. Returns sum over the 2N anchors / 2N (scalar, float32):
+    CC's L_ins on instance features, and on unit cluster columns its cluster loss.
+
+    `weights` [N, N] (GeCC's W_z or W_c, Eqs. 8/11, averaged as Eqs. 9/13): anchor
+    u_i's positive is weighted by w_ii and its negatives u_j (j != i) and v_j by
+    w_ij; anchor v_i uses the same row i. The weights are constants (under
+    stop_gradient: attention weights on the terms, docs/gecc.md). None = all ones.
     """
     u = jnp.asarray(u, jnp.float32)
     v = jnp.asarray(v, jnp.float32)
@@ -107,8 +113,13 @@ def nt_xent(u: jax.Array, v: jax.Array, temperature: float) -> jax.Array:
     s_uv = u @ v.T  # [N, N]
     s_uu = u @ u.T  # [N, N]
     s_vv = v @ v.T  # [N, N]
-    loss_u = weighted_nt_xent(s_uv, s_uu, temperature)  # [N] anchors of view u
-    loss_v = weighted_nt_xent(s_uv.T, s_vv, temperature)  # [N] anchors of view v
+    if weights is None:
+        pos = w = None
+    else:
+        w = jax.lax.stop_gradient(jnp.asarray(weights, jnp.float32))  # [N, N]
+        pos = jnp.diagonal(w)  # [N]
+    loss_u = weighted_nt_xent(s_uv, s_uu, temperature, pos, w, w)  # [N] anchors of view u
+    loss_v = weighted_nt_xent(s_uv.T, s_vv, temperature, pos, w, w)  # [N] anchors of view v
     return (loss_u.sum() + loss_v.sum()) / (2 * u.shape[0])
 
 

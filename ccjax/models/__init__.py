@@ -17,51 +17,56 @@ import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.models.clustering import ClusteringModel
-from ccjax.models.convnet import ConvNet
+from ccjax.models.convnet import ConvNet, check_convnet_config
 from ccjax.models.heads import ClusteringHeads
-from ccjax.models.resnet import RESNETS, ResNet, build_resnet
+from ccjax.models.resnet import RESNETS, ResNet, build_resnet, check_resnet_config
 
 BACKBONES = (*RESNETS, "convnet", "vit")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 __all__ = [
     "BACKBONES", "ClusteringHeads", "ClusteringModel", "ConvNet", "ResNet",
-    "build_model", "compute_dtype", "count_params",
+    "build_model", "check_model_config", "compute_dtype", "count_params",
 ]
 
 
 def compute_dtype(config) -> Any:
-    """The activation/matmul dtype named by `config.dtype` ('float32' or 'bfloat16')."""
-    if config.dtype not in DTYPES:
-        raise UserError(f"unknown dtype {config.dtype!r}; set --config.dtype to one of {', '.join(DTYPES)}")
+    """The activation/matmul dtype named by `config.dtype` ('float32' or 'bfloat16'; checked by validate)."""
     return DTYPES[config.dtype]
 
 
-def build_model(config, num_clusters: int) -> nn.Module:
-    """The model named by `config.model.backbone`, with CC's heads for `num_clusters` clusters."""
+def check_model_config(config) -> None:
+    """UserError for a bad `model.*` field or `dtype`; each backbone's own fields are checked by its module."""
     m = config.model
-    backbone = m.backbone
-    if backbone not in BACKBONES:
+    if config.dtype not in DTYPES:
+        raise UserError(f"unknown dtype {config.dtype!r}; set --config.dtype to one of {', '.join(DTYPES)}")
+    if m.backbone not in BACKBONES:
         raise UserError(
-            f"unknown model.backbone {backbone!r}; set --config.model.backbone to one of {', '.join(BACKBONES)}"
+            f"unknown model.backbone {m.backbone!r}; set --config.model.backbone to one of {', '.join(BACKBONES)}"
         )
-    if num_clusters < 1:
-        raise UserError(f"the number of clusters must be >= 1, got {num_clusters}; set --config.dataset.num_clusters")
-    if m.feature_dim < 1:
-        raise UserError(f"model.feature_dim must be >= 1, got {m.feature_dim}; set --config.model.feature_dim=128")
+    if m.backbone == "vit":
+        from ccjax.models.vit import validate_vit_config  # written separately; imported only when used
+
+        validate_vit_config(m.vit)
+    elif m.backbone == "convnet":
+        check_convnet_config(m)
+    else:
+        check_resnet_config(m)
+
+
+def build_model(config, num_clusters: int) -> nn.Module:
+    """The model named by `config.model.backbone` (a config `ccjax.config.validate` passed), with CC's
+    heads for `num_clusters` clusters."""
+    m = config.model
     dtype = compute_dtype(config)
-    if backbone == "vit":
-        from ccjax.models.vit import build_vit_model  # written separately; imported only when used
+    if m.backbone == "vit":
+        from ccjax.models.vit import build_vit_model
 
         return build_vit_model(config, num_clusters)
-    if backbone == "convnet":
-        if m.convnet_width < 1:
-            raise UserError(
-                f"model.convnet_width must be >= 1, got {m.convnet_width}; set --config.model.convnet_width=32"
-            )
+    if m.backbone == "convnet":
         net = ConvNet(width=m.convnet_width, dtype=dtype)
     else:
-        net = build_resnet(backbone, m.stem, dtype)
+        net = build_resnet(m.backbone, m.stem, dtype)
     heads = ClusteringHeads(feature_dim=m.feature_dim, num_clusters=num_clusters, dtype=dtype)
     return ClusteringModel(backbone=net, heads=heads)
 

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ccjax.errors import UserError
 from ccjax.models.layers import ShiftHook, batch_norm, conv
 
 NUM_BLOCKS = 3
@@ -37,3 +38,10 @@ class ConvNet(nn.Module):
             if shift_hook is not None:
                 x = shift_hook(x, i).astype(self.dtype)
         return jnp.mean(x, axis=(1, 2), dtype=jnp.float32)  # [B, 4w] global average pool
+
+
+def check_convnet_config(model_config) -> None:
+    """UserError for a ConvNet width below 1."""
+    width = model_config.convnet_width
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise UserError(f"model.convnet_width={width!r} must be an integer >= 1; set --config.model.convnet_width=32")

@@ -123,9 +123,13 @@ RESNETS = {
 }
 
 
+def check_resnet_config(model_config) -> None:
+    """UserError for a `model.stem` the ResNets do not have."""
+    if model_config.stem not in STEMS:
+        raise UserError(f"unknown model.stem {model_config.stem!r}; set --config.model.stem to one of {', '.join(STEMS)}")
+
+
 def build_resnet(name: str, stem: str, dtype: Any) -> ResNet:
-    """The backbone `name` (a key of RESNETS) with stem 'imagenet' or 'small'."""
-    if stem not in STEMS:
-        raise UserError(f"unknown model.stem {stem!r}; set --config.model.stem to one of {', '.join(STEMS)}")
+    """The backbone `name` (a key of RESNETS) with stem 'imagenet' or 'small' (checked by check_resnet_config)."""
     stage_sizes, block = RESNETS[name]
     return ResNet(stage_sizes=stage_sizes, block=block, stem=stem, dtype=dtype)

@@ -337,9 +337,9 @@ class ViTClusteringModel(nn.Module):
         return [dict(z=z[:, i], c=c[:, i], h=h[:, i]) for i in range(v)]
 
 
-def validate_vit_config(vit, embed_dim: int | None = None) -> None:
-    """UserError for a ViT config that cannot be built (one line saying which field to change)."""
-    e = vit.embed_dim if embed_dim is None else embed_dim
+def validate_vit_config(vit) -> None:
+    """UserError for a `model.vit` config that cannot be built (one line saying which field to change)."""
+    e = vit.embed_dim
     if vit.fusion not in FUSIONS:
         raise UserError(f"unknown model.vit.fusion {vit.fusion!r}; set --config.model.vit.fusion to tokens or none")
     if vit.depth < 1:
@@ -370,8 +370,7 @@ def build_vit_model(config, num_clusters: int) -> ViTClusteringModel:
     """The ViT model named by `config.model.vit` (+ `config.anchor`) with VTCC's heads for `num_clusters`."""
     from ccjax.models import compute_dtype
 
-    vit = config.model.vit
-    validate_vit_config(vit)
+    vit = config.model.vit  # checked by validate_vit_config (ccjax.config.validate)
     dtype = compute_dtype(config)
     anchor = config.anchor
     backbone = FusingViT(

@@ -16,7 +16,7 @@ from ccjax.errors import UserError
 from ccjax.models import build_model
 from ccjax.run.checkpoint import Checkpointer
 from ccjax.run.rundir import CHECKPOINTS_DIR, load_run_config, read_run_info
-from ccjax.run.state import inference_spec
+from ccjax.train.state import inference_spec
 from ccjax.runtime.mesh import make_mesh
 
 

@@ -53,6 +53,9 @@ BOOKKEEPING_FIELDS = (
     "dataset.stream_workers",
     "dataset.stream_buffer",
     "anchor.batch_size",
+    # `objective` was a field until it was derived from `method`: an older run's config.json holds it, and
+    # `method` already tells the objective, so its presence or absence is no difference.
+    "objective",
     "anchor.cache_dir",
     "bench.",
 )
@@ -124,11 +127,13 @@ def lock(workdir: str):
     A second launch on the same workdir gets one line naming the process that
     holds it and touches nothing. The lock is an OS lock (flock) on the folder
     itself, so no file is created and it goes away with the process, however it
-    ends: a killed run never leaves a stale lock.
+    ends: a killed run never leaves a stale lock. A launch that fails before it
+    wrote anything leaves no empty workdir behind when it was the one to create it.
     """
     if jax.process_index() != 0:
         yield
         return
+    created = not os.path.exists(workdir)
     try:
         os.makedirs(workdir, exist_ok=True)
         fd = os.open(workdir, os.O_RDONLY)
@@ -142,7 +147,13 @@ def lock(workdir: str):
         except OSError:
             raise UserError(f"workdir {workdir!r} is in use by {_lock_holder(fd)} (a run is training there); "
                             "wait for it to end, or use another --workdir") from None
-        yield
+        try:
+            yield
+        except BaseException:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(workdir)  # only while still empty: a run that wrote anything keeps its folder
+            raise
     finally:
         os.close(fd)  # releases the lock
 
@@ -160,12 +171,6 @@ def _lock_holder(fd: int) -> str:
     except OSError:
         pass
     return "another process"
-
-
-def create(workdir: str, config) -> None:
-    """`check`, then `write_config`: `workdir` becomes (or stays) the run directory of `config`."""
-    check(workdir, config)
-    write_config(workdir, config)
 
 
 def check(workdir: str, config) -> None:

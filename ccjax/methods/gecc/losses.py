@@ -32,7 +32,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from ccjax.methods.contrastive import cluster_entropy_term, unit_rows, weighted_nt_xent
+from ccjax.methods.contrastive import cluster_entropy_term, nt_xent, unit_rows
 
 
 
@@ -63,7 +63,8 @@ def attention_weights(v1: jax.Array, v2: jax.Array, vd: jax.Array) -> jax.Array:
     """Eqs. 6/10: w_ij = 1 + D_hat(v1_i, vd_j) / (D_hat(v1_i, v2_j) + D_hat(v1_i, vd_j)).
 
     v1, v2, vd: [N, D] the items (rows) of view 1, view 2 and the reference
-    view d. Returns float32 [N, N] in [1, 2], under stop_gradient. Where both
+    view d: the instance features z^1, z^2, z^d [B, M] give W_z (Eqs. 6-7);
+    the cluster columns give W_c (`distribution_attention_weights`). Returns float32 [N, N] in [1, 2], under stop_gradient. Where both
     normalised distances are 0 the ratio is taken as 1/2 (its value whenever
     the two distances are equal).
     """
@@ -75,41 +76,12 @@ def attention_weights(v1: jax.Array, v2: jax.Array, vd: jax.Array) -> jax.Array:
     return 1.0 + ratio
 
 
-def domain_attention_weights(z1: jax.Array, z2: jax.Array, zd: jax.Array) -> jax.Array:
-    """W_z (Eqs. 6-7) from the instance features z^1, z^2, z^d [B, M]; float32 [B, B]."""
-    return attention_weights(z1, z2, zd)
-
-
 def distribution_attention_weights(c1: jax.Array, c2: jax.Array, cd: jax.Array) -> jax.Array:
     """W_c (Eq. 10) from the assignment columns of c^1, c^2, c^d [B, K]; float32 [K, K].
 
     Item i is cluster i's column c_i in R^B (C^m in R^{K x B} in the paper).
     """
     return attention_weights(jnp.asarray(c1).T, jnp.asarray(c2).T, jnp.asarray(cd).T)
-
-
-def weighted_pair_loss(a: jax.Array, b: jax.Array, weights: jax.Array | None, temperature: float) -> jax.Array:
-    """One view pair of Eq. 8/11, averaged as Eq. 9/13: -(1/2N) sum_i sum_{m in {a, b}} l_i^m.
-
-    a, b: [N, D] unit rows (similarity = dot product = cosine). For anchor
-    a_i: positive w_ii exp(s(a_i, b_i)/tau); denominator sum_{j != i} w_ij
-    exp(s(a_i, a_j)/tau) + sum_j w_ij exp(s(a_i, b_j)/tau); anchor b_i the same
-    with a and b swapped and the same row i of W. weights [N, N] or None (all
-    ones: CC's NT-Xent). Scalar float32.
-    """
-    a = jnp.asarray(a, jnp.float32)
-    b = jnp.asarray(b, jnp.float32)
-    s_ab = a @ b.T  # [N, N]
-    s_aa = a @ a.T  # [N, N]
-    s_bb = b @ b.T  # [N, N]
-    if weights is None:
-        pos = w = None
-    else:
-        w = jax.lax.stop_gradient(jnp.asarray(weights, jnp.float32))  # [N, N]
-        pos = jnp.diagonal(w)  # [N]
-    loss_a = weighted_nt_xent(s_ab, s_aa, temperature, pos, w, w)  # [N]
-    loss_b = weighted_nt_xent(s_ab.T, s_bb, temperature, pos, w, w)  # [N]
-    return (loss_a.sum() + loss_b.sum()) / (2 * a.shape[0])
 
 
 def weighted_instance_loss(
@@ -120,8 +92,8 @@ def weighted_instance_loss(
     Returns {'instance_12', 'instance_1d', 'instance'}; zd None drops the
     (1, d) term (then 'instance_1d' is 0 and, with w_z None, this is CC's L_ins).
     """
-    l12 = weighted_pair_loss(z1, z2, w_z, temperature)
-    l1d = jnp.zeros((), jnp.float32) if zd is None else weighted_pair_loss(z1, zd, w_z, temperature)
+    l12 = nt_xent(z1, z2, temperature, w_z)
+    l1d = jnp.zeros((), jnp.float32) if zd is None else nt_xent(z1, zd, temperature, w_z)
     return {"instance_12": l12, "instance_1d": l1d, "instance": l12 + l1d}
 
 
@@ -134,8 +106,8 @@ def weighted_cluster_contrastive_loss(
     {'cluster_12', 'cluster_1d', 'cluster'}.
     """
     cols = [None if c is None else unit_rows(jnp.asarray(c, jnp.float32).T) for c in (c1, c2, cd)]  # [K, B]
-    l12 = weighted_pair_loss(cols[0], cols[1], w_c, temperature)
-    l1d = jnp.zeros((), jnp.float32) if cd is None else weighted_pair_loss(cols[0], cols[2], w_c, temperature)
+    l12 = nt_xent(cols[0], cols[1], temperature, w_c)
+    l1d = jnp.zeros((), jnp.float32) if cd is None else nt_xent(cols[0], cols[2], temperature, w_c)
     return {"cluster_12": l12, "cluster_1d": l1d, "cluster": l12 + l1d}
 
 

@@ -19,19 +19,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ccjax.augment import augment_batch
-from ccjax.config import view_augment_config
-from ccjax.methods.gecc.domain_shift import POSITIONS, make_cdsm_hook, make_dsu_hook, probability_schedule
+from ccjax.augment import augment_batch, view_augment_config
 from ccjax.errors import UserError
-from ccjax.methods.gecc.losses import distribution_attention_weights, domain_attention_weights, gecc_losses
+from ccjax.methods import cc
 from ccjax.methods.cc import two_views
+from ccjax.methods.gecc.domain_shift import POSITIONS, make_cdsm_hook, make_dsu_hook, probability_schedule
+from ccjax.methods.gecc.losses import attention_weights, distribution_attention_weights, gecc_losses
 
 REFERENCES = ("cdsm", "dsu", "aug")
 WEIGHTS = ("both", "none", "wz", "wc")
 
 
 def check_config(config) -> None:
-    """Raises UserError for an unknown `gecc.reference` or `gecc.weights`."""
+    """UserError for a bad value of a `gecc.*` field (or of CC's loss fields, which GeCC's losses read)."""
+    cc.check_config(config)
     g = config.gecc
     if g.reference not in REFERENCES:
         raise UserError(f"unknown gecc.reference {g.reference!r}; set --config.gecc.reference to one of {', '.join(REFERENCES)}")
@@ -40,8 +41,13 @@ def check_config(config) -> None:
     if g.positions not in POSITIONS:
         raise UserError(f"unknown gecc.positions {g.positions!r}; set --config.gecc.positions to one of "
                         f"{', '.join(POSITIONS)}")
-    if g.schedule_stages < 1:
-        raise UserError(f"gecc.schedule_stages must be >= 1, got {g.schedule_stages}; set --config.gecc.schedule_stages=10")
+    for field, hint in (("lambda_instance", "1.0"), ("lambda_cluster", "1.0")):
+        value = g[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise UserError(f"gecc.{field}={value!r} must be >= 0; set --config.gecc.{field}={hint}")
+    stages = g.schedule_stages
+    if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
+        raise UserError(f"gecc.schedule_stages={stages!r} must be an integer >= 1; set --config.gecc.schedule_stages=10")
 
 
 def reference_view(params, model_state, *, model, config, images, x1, c1, anchors, rng, probability):
@@ -68,8 +74,10 @@ def reference_view(params, model_state, *, model, config, images, x1, c1, anchor
 
 
 def loss_fn(params, model_state, *, model, config, images, anchors, rng, epoch):
-    """GeCC's loss; see the module docstring. Returns (loss, (metrics, new_model_state))."""
-    check_config(config)
+    """GeCC's loss; see the module docstring. Returns (loss, (metrics, new_model_state)).
+
+    `config` was checked by ccjax.config.validate (which calls `check_config`) before the run began.
+    """
     g = config.gecc
     k_views, k_ref = jax.random.split(rng)
     x1, x2 = two_views(images, k_views, config)  # [B, S, S, C] each
@@ -82,7 +90,7 @@ def loss_fn(params, model_state, *, model, config, images, anchors, rng, epoch):
         params, state, model=model, config=config, images=images, x1=x1, c1=o1["c"],
         anchors=anchors, rng=k_ref, probability=t,
     )
-    w_z = domain_attention_weights(o1["z"], o2["z"], od["z"]) if g.weights in ("both", "wz") else None
+    w_z = attention_weights(o1["z"], o2["z"], od["z"]) if g.weights in ("both", "wz") else None
     w_c = distribution_attention_weights(o1["c"], o2["c"], od["c"]) if g.weights in ("both", "wc") else None
     losses = gecc_losses(
         o1["z"], o2["z"], od["z"], o1["c"], o2["c"], od["c"],

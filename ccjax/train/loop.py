@@ -1,4 +1,11 @@
-"""The training loop: `train_and_evaluate(config, workdir)`.
+"""Training, part 3 of 3: the loop. `train_and_evaluate(config, workdir)`.
+
+`TrainingRun` puts a run together from the config: the dataset, the frozen CLIP
+anchors (MFAVBs-CC), the global batches, the model and state of
+ccjax/train/state.py and the step of ccjax/train/step.py. The loop then runs
+the steps and calls its services: checkpoints (ccjax/run/checkpoint.py), the
+run directory (ccjax/run/rundir.py), the log (ccjax/run/log.py), the final
+evaluation and report (ccjax/eval/).
 
 A run resumes automatically from the newest complete checkpoint in
 `workdir/checkpoints`: the step counter fixes the data position and the
@@ -9,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 import jax
@@ -16,22 +24,85 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ccjax.clip import load_anchors
 from ccjax.config import validate
+from ccjax.data import open_dataset
+from ccjax.data.pipeline import TrainBatches
 from ccjax.errors import UserError
 from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
 from ccjax.eval.evaluation import evaluate_run, print_summary
 from ccjax.run import rundir
-from ccjax.run.build import TrainingRun
 from ccjax.run.checkpoint import Checkpointer, SaveFailed
 from ccjax.run.load import Restored, TrainedModel
 from ccjax.run.log import RunLog
+from ccjax.runtime.mesh import check_batch_size, make_mesh
 from ccjax.runtime.preemption import StopRequest
+from ccjax.train.state import ModelSetup
+from ccjax.train.step import make_train_step
 
 log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(UserError):
     """Loss or gradients became NaN/inf."""
+
+
+def resolve_num_clusters(config, dataset) -> int:
+    """config.dataset.num_clusters, or the dataset's number of classes when it is -1; 2 <= K <= N.
+
+    A K above the batch size is allowed with a warning: the cluster loss sees
+    one batch's assignment columns, so most clusters are empty in every batch.
+    """
+    k = config.dataset.num_clusters
+    if k <= 0:
+        if dataset.num_classes is None:
+            raise UserError(
+                f"dataset {config.dataset.name!r} has no labels, so the number of clusters cannot be "
+                "inferred; set --config.dataset.num_clusters=K"
+            )
+        k = dataset.num_classes
+    k = int(k)
+    if k < 2:
+        raise UserError(f"{k} cluster: clustering needs at least 2; set --config.dataset.num_clusters=K (K >= 2)")
+    if k > dataset.num_examples:
+        raise UserError(f"dataset.num_clusters={k} is more than the {dataset.num_examples} images of "
+                        f"{config.dataset.name!r}; set --config.dataset.num_clusters to at most {dataset.num_examples}")
+    if k > config.batch_size and jax.process_index() == 0:
+        print(f"ccjax: warning: {k} clusters but batches of {config.batch_size}: the cluster loss sees one batch, "
+              f"so most clusters are empty in each; raise --config.batch_size to at least {k}", file=sys.stderr,
+              flush=True)
+    return k
+
+
+class TrainingRun:
+    """Everything a training run is built from: data, anchors, batches, model and state (`setup`), step."""
+
+    def __init__(self, config, mesh=None, dataset=None, anchors="load"):
+        """`dataset` and `anchors` default to the config's (anchors computed or read from the cache)."""
+        self.config = config
+        self.mesh = make_mesh() if mesh is None else mesh
+        check_batch_size(config.batch_size, self.mesh)
+        check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
+        self.dataset = open_dataset(config.dataset) if dataset is None else dataset
+        self.anchors = load_anchors(config, self.dataset, self.mesh) if isinstance(anchors, str) else anchors
+        self.anchor_dim = None if self.anchors is None else int(self.anchors.shape[1])
+        self.batches = TrainBatches(self.dataset, config.batch_size, config.seed, self.mesh, self.anchors)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.num_clusters = resolve_num_clusters(config, self.dataset)
+        self.setup = ModelSetup.build(config, self.num_clusters, self.dataset.image_shape, self.anchor_dim,
+                                      self.mesh, self.steps_per_epoch)
+        self.train_step = make_train_step(self.setup.module, self.setup.tx, config, self.steps_per_epoch)
+
+    def describe(self) -> dict:
+        """What inference needs to know about the training data (written to run.json)."""
+        return {
+            "dataset": self.config.dataset.name,
+            "num_examples": self.dataset.num_examples,
+            "image_shape": list(self.dataset.image_shape),
+            "num_clusters": self.num_clusters,
+            "class_names": self.dataset.class_names,
+            "anchor_dim": self.anchor_dim,
+        }
 
 
 def _variables(state) -> dict:
@@ -50,14 +121,14 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     Returns the final metrics, or {'stopped_at_step': s} when the run stopped
     early (SIGTERM, or `stop_at_epoch`) after saving a checkpoint.
     """
-    validate(config)  # every numeric field, before anything is created
+    validate(config)  # every field, before anything is opened or created
     with rundir.lock(workdir):  # one run per workdir, taken before anything in it is touched
         rundir.check(workdir, config)
         return _train_and_evaluate(config, workdir, stop_at_epoch)
 
 
 def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict:
-    run = TrainingRun(config)  # validates the config and data before anything is written
+    run = TrainingRun(config)  # opens the data (and checks K against it) before anything is written
     rundir.write_config(workdir, config)
     main = jax.process_index() == 0
     if main:
@@ -70,13 +141,13 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
     # ones: the model selection a label-free user can make.
     best_ckpt = Checkpointer(os.path.join(workdir, rundir.BEST_CHECKPOINTS_DIR), keep=1)
 
-    newest = ckpt.restore_newest(run.abstract_state)  # a damaged newest checkpoint is set aside
+    newest = ckpt.restore_newest(run.setup.abstract_state)  # a damaged newest checkpoint is set aside
     latest = None if newest is None else newest[0]
     acc_sums, acc_count = None, 0
     best_loss = float("inf")
     runlog.truncate_history(latest or 0)  # records after the resumed step (or all, from scratch) go
     if latest is None:
-        state = run.init_state()
+        state = run.setup.init_state()
     else:
         _, state, meta = newest
         best_loss = float(meta.get("best_loss", float("inf")))
@@ -108,7 +179,7 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
     if main:
         print(
             f"ccjax: {config.method} on {config.dataset.name} ({run.dataset.num_examples} images "
-            f"{getattr(run.dataset, 'how_opened', 'in memory')}; "
+            f"{run.dataset.how_opened}; "
             f"{run.num_clusters} clusters), {config.num_epochs} epochs x {spe} steps of {config.batch_size}, "
             f"{jax.device_count()} {jax.devices()[0].platform} device(s)",
             flush=True,
@@ -138,7 +209,7 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
                 acc_sums, acc_count = None, 0
                 record = {"epoch": epoch, "step": done, **means, "seconds": round(time.time() - t0, 3)}
                 if config.eval.every_epochs and epoch % config.eval.every_epochs == 0 and epoch < config.num_epochs:
-                    probs = assign_clusters(run.module, _variables(state), config, run.dataset, run.mesh, run.anchors,
+                    probs = assign_clusters(run.setup.module, _variables(state), config, run.dataset, run.mesh, run.anchors,
                                             progress=False)
                     ev = evaluate_assignments(probs, dataset_labels(run.dataset))
                     record.update({f"eval_{k}": ev[k] for k in ("acc", "nmi", "ari") if k in ev})

@@ -1,13 +1,17 @@
-"""The train state, its sharded creation, and the jitted train step.
+"""Training, part 1 of 3: what is trained. The model, the optimiser and the train state.
 
-State is built as eval_shape -> shardings -> jit(init, out_shardings): no
-array is ever materialised on one device and then copied. Data parallel:
-parameters and optimiser state are replicated; the batch is sharded.
+`ModelSetup` holds a run's Flax model, its optimiser and the layout of its
+sharded TrainState: what a checkpoint needs, no data. State is built as
+eval_shape -> shardings -> jit(init, out_shardings): no array is ever
+materialised on one device and then copied. Data parallel: parameters and
+optimiser state are replicated; the batch is sharded.
+
+Next: ccjax/train/step.py (one training step), then ccjax/train/loop.py (the loop).
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from typing import Any, Callable
 
 import flax
@@ -16,7 +20,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from ccjax.errors import UserError
+from ccjax.config import LR_SCHEDULES
+from ccjax.models import build_model
 from ccjax.runtime.mesh import replicated
 
 
@@ -31,22 +36,15 @@ class TrainState:
     first_nonfinite_step: jax.Array
 
 
-LR_SCHEDULES = ("constant", "cosine")
-
-
 def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule | float:
     """The papers' constant rate, or a linear warm-up then cosine decay to 0 over the run.
 
     `warmup_epochs` applies to both: 0 starts at the full rate. A run shorter
     than its warm-up (say a config shortened with --config.num_epochs for a
     quick look) warms up over the whole run. `num_epochs` may grow when a run
-    is resumed (workdir.BOOKKEEPING_FIELDS); with `cosine` that stretches the
-    remaining decay.
+    is resumed (rundir.BOOKKEEPING_FIELDS); with `cosine` that stretches the
+    remaining decay. `lr_schedule` is one of LR_SCHEDULES (checked by ccjax.config.validate).
     """
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"lr_schedule={config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
-    if config.warmup_epochs < 0:
-        raise UserError(f"warmup_epochs={config.warmup_epochs} must be 0 or more")
     lr = config.learning_rate
     warmup = int(min(config.warmup_epochs, config.num_epochs) * steps_per_epoch)
     total = config.num_epochs * steps_per_epoch
@@ -128,49 +126,24 @@ def state_shardings(state_shapes: Any, mesh: Mesh) -> Any:
     return jax.tree.map(lambda _: replicated(mesh), state_shapes)
 
 
-def make_train_step(model, tx, objective, config, steps_per_epoch: int) -> Callable:
-    """jit(train_step(state, batch) -> (state, metrics)) with the state donated.
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelSetup:
+    """The model, optimiser and train-state layout of a run: what a checkpoint needs, no data.
 
-    The step's randomness is a pure function of (seed, step) and its epoch is
-    step // steps_per_epoch, so a resumed run replays exactly.
+    `module` is the Flax model; `init_state()` builds a fresh sharded TrainState and
+    `abstract_state` is its layout (ShapeDtypeStructs with shardings) to restore into.
     """
-    base_key = jax.random.key(config.seed + 1)
 
-    def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-        rng = jax.random.fold_in(base_key, state.step)
-        epoch = state.step // steps_per_epoch
-        loss_fn = functools.partial(
-            objective.loss_fn,
-            model=model,
-            config=config,
-            images=batch["image"],
-            anchors=batch.get("anchor"),
-            rng=rng,
-            epoch=epoch,
-        )
-        (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.model_state
-        )
-        grad_norm = optax.global_norm(grads)
-        updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    module: Any
+    tx: optax.GradientTransformation
+    init_state: Callable[[], TrainState]
+    abstract_state: TrainState
 
-        def keep_if_finite(new, old):
-            return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-
-        new_state = TrainState(
-            step=state.step + 1,
-            params=keep_if_finite(new_params, state.params),
-            opt_state=keep_if_finite(new_opt_state, state.opt_state),
-            model_state=keep_if_finite(new_model_state, state.model_state),
-            first_nonfinite_step=jnp.where(
-                (state.first_nonfinite_step < 0) & ~finite, state.step, state.first_nonfinite_step
-            ),
-        )
-        # 'total' duplicates 'loss'; keep one name for the objective's value.
-        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items() if k != "total"}
-        metrics.update(loss=loss.astype(jnp.float32), grad_norm=grad_norm)
-        return new_state, metrics
-
-    return jax.jit(train_step, donate_argnums=(0,))
+    @classmethod
+    def build(cls, config, num_clusters: int, image_shape, anchor_dim: int | None, mesh: Mesh,
+              steps_per_epoch: int = 1) -> "ModelSetup":
+        """`steps_per_epoch` sets the learning-rate schedule's length only (any value restores a checkpoint)."""
+        module = build_model(config, num_clusters)
+        tx = make_optimizer(config, steps_per_epoch)
+        init_state, abstract_state = train_state_spec(module, tx, config, mesh, tuple(image_shape), anchor_dim)
+        return cls(module, tx, init_state, abstract_state)
