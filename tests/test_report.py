@@ -215,7 +215,9 @@ def test_evaluate_cli_on_a_folder_that_is_not_a_run(tmp_path):
 
 
 class FakeDataset:
-    """Half-labelled 8x8 grayscale images behind the ImageDataset interface (labels -1 = unlabelled)."""
+    """Half-labelled 8x8 grayscale images behind the Dataset protocol (labels -1 = unlabelled)."""
+
+    name, image_shape, streams, how_opened = "fake", (8, 8, 1), False, "in memory"
 
     def __init__(self, n: int = 40, classes: int = 3, seed: int = 0):
         rng = np.random.default_rng(seed)

@@ -16,8 +16,8 @@ import test_data_fakes as data_fakes
 from test_data_folders import _prepared_dir, _report
 from ccjax.cli.prepare import dataset_config
 from ccjax.data import builder as builder_lib
-from ccjax.data.catalog import choose_in_memory, open_dataset
 from ccjax.data.dataset import ImageDataset, Sources, load_sources
+from ccjax.data.opening import choose_in_memory, open_dataset
 from ccjax.data.pipeline import EvalBatches, TrainBatches, map_batches
 from ccjax.data.streaming import StreamingDataset
 from ccjax.errors import UserError
@@ -74,6 +74,62 @@ def test_auto_streams_only_what_does_not_fit_the_memory_share():
     assert choose_in_memory(dataset_config("digits", in_memory="false"), 1)[0] is False
     with pytest.raises(UserError, match="auto, true or false"):
         choose_in_memory(dataset_config("digits", in_memory="maybe"), 1)
+
+
+def test_every_dataset_says_at_construction_whether_it_streams_and_how_it_was_opened(monkeypatch):
+    """`streams` and `how_opened` are part of the Dataset protocol, set when the dataset is built, and
+    `streams` alone decides whether batches are read ahead in grain workers."""
+    from ccjax.data import Dataset, streaming
+
+    memory = open_dataset(dataset_config("digits", in_memory="true"))
+    streamed = open_dataset(dataset_config("digits", in_memory="false", stream_workers=0))
+    built = [array_dataset(*blob_images(n=4)), streamed_dataset(*blob_images(n=4), workers=0)]
+    for ds, streams in [(memory, False), (streamed, True), *zip(built, [False, True])]:
+        assert isinstance(ds, Dataset) and ds.streams is streams, ds
+        assert ds.how_opened.startswith("streamed" if streams else "in memory"), ds.how_opened
+    assert "dataset.in_memory=false" in streamed.how_opened and "dataset.in_memory=true" in memory.how_opened
+    assert ImageDataset.synthetic(4, (2, 2, 1), 2).how_opened == "in memory (synthetic)"
+
+    calls = []
+    real_stream = streaming.stream
+    monkeypatch.setattr(streaming, "stream", lambda *a: calls.append(a[2:]) or real_stream(*a))
+    read = ReadFirstPixel(memory)
+    assert list(streaming.read_ahead(read, range(3), memory)) == [read(i) for i in range(3)] and calls == []
+    read = ReadFirstPixel(streamed)
+    assert [b["pixel"] for b in streaming.read_ahead(read, range(3), streamed)] == [read(i)["pixel"] for i in range(3)]
+    assert calls == [(streamed.workers, streamed.buffer)]
+
+
+class ReadFirstPixel:
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __call__(self, i: int) -> dict:
+        return {"pixel": int(self.dataset.read(np.array([i]))["image"][0, 0, 0, 0])}
+
+
+def test_nothing_in_the_package_patches_or_probes_how_a_dataset_was_opened():
+    """No `getattr(x, "how_opened" | "streams" | "streaming")` and no `x.how_opened = ...` outside a
+    dataset's own constructor: the Dataset protocol carries both."""
+    import ast
+    import pathlib
+
+    import ccjax
+
+    names = {"how_opened", "streams", "streaming"}
+    found = []
+    for path in pathlib.Path(ccjax.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("getattr", "hasattr", "setattr") and len(node.args) >= 2
+                    and isinstance(node.args[1], ast.Constant) and node.args[1].value in names):
+                found.append(f"{path}:{node.lineno}")
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                found += [f"{path}:{node.lineno}" for t in targets
+                          if isinstance(t, ast.Attribute) and t.attr in names
+                          and not (isinstance(t.value, ast.Name) and t.value.id == "self")]
+    assert found == []
 
 
 @pytest.mark.parametrize("workers", [0, 2])

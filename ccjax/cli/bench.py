@@ -136,7 +136,7 @@ def benchmark(config) -> dict:
         "epoch_time_s": (num_examples // config.batch_size) * median if times else None,
         # The host side alone (read, shard, transfer; no step): how far it is from being the bottleneck.
         "input_images_per_s": input_rate,
-        "input_path": getattr(run.dataset, "how_opened", "in memory (synthetic)"),
+        "input_path": run.dataset.how_opened,
         "bottleneck": (None if not (times and input_rate) else
                        "input" if input_rate < config.batch_size / median else "step"),
         # Host memory: this process's peak, and the largest grain worker's (streaming only).

@@ -51,6 +51,8 @@ class Dataset(Protocol):
     image_shape: tuple[int, int, int]  # (H, W, C), C = 1 or 3
     num_classes: int | None  # None: unlabelled
     class_names: list[str] | None
+    streams: bool  # True: read() decodes from files, and batch loops read ahead in grain workers
+    how_opened: str  # "in memory: ..." | "streamed: ..." and why (training's start-up line prints it)
 
     def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """image uint8 [n, H, W, C], label int32 [n] (-1 = no label), index int32 [n]."""
@@ -64,12 +66,17 @@ class Dataset(Protocol):
 class ImageDataset:
     """A `Dataset` over in-memory arrays."""
 
+    streams = False
+
     def __init__(self, name: str, images: np.ndarray, labels: np.ndarray | None,
-                 class_names: list[str] | None, ids: Sequence[str] | None = None):
-        """images: uint8 [N, H, W, C]; labels: int [N] (-1 = no label) or None (unlabelled)."""
+                 class_names: list[str] | None, ids: Sequence[str] | None = None, *,
+                 how_opened: str = "in memory"):
+        """images: uint8 [N, H, W, C]; labels: int [N] (-1 = no label) or None (unlabelled); how_opened:
+        starts with "in memory" (`open_dataset` adds why)."""
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 [N, H, W, C], got {images.dtype} {images.shape}")
         self.name = name
+        self.how_opened = how_opened
         self.images = images
         self.num_examples = int(images.shape[0])
         self.image_shape: tuple[int, int, int] = tuple(int(d) for d in images.shape[1:])  # type: ignore[assignment]
@@ -103,7 +110,8 @@ class ImageDataset:
         rng = np.random.default_rng(seed)
         images = rng.integers(0, 256, size=(num_examples, *image_shape), dtype=np.uint8)
         labels = np.arange(num_examples) % num_classes
-        return cls("synthetic", images, labels, [str(i) for i in range(num_classes)])
+        return cls("synthetic", images, labels, [str(i) for i in range(num_classes)],
+                   how_opened="in memory (synthetic)")
 
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, {self.num_examples} x {self.image_shape}, "
@@ -204,7 +212,7 @@ class Sources:
         return _text(ex[self.id_key])
 
 
-def load_sources(spec: Sources, desc: str = "loading") -> ImageDataset:
+def load_sources(spec: Sources, desc: str = "loading", how_opened: str = "in memory") -> ImageDataset:
     """Decodes every example of `spec` into one in-memory `ImageDataset` (threads over chunks).
 
     A progress bar appears when there is more than a moment's work.
@@ -233,4 +241,4 @@ def load_sources(spec: Sources, desc: str = "loading") -> ImageDataset:
             bar.update(n)
     bar.close()
     return ImageDataset(spec.name, images, labels if spec.label_key is not None else None,
-                        spec.class_names, ids)
+                        spec.class_names, ids, how_opened=how_opened)

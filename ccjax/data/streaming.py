@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ccjax.data.dataset import Sources
+from ccjax.data.dataset import Dataset, Sources
 from ccjax.errors import UserError
 
 _LABEL_CHUNK = 4096  # records read at a time for labels and ids (each holds its encoded image)
@@ -32,13 +32,15 @@ _LABEL_CHUNK = 4096  # records read at a time for labels and ids (each holds its
 class StreamingDataset:
     """A `Dataset` that decodes examples from their sources when read (docs/datasets.md, "Streaming")."""
 
-    streaming = True
+    streams = True
 
-    def __init__(self, spec: Sources, workers: int = -1, buffer: int = 2):
+    def __init__(self, spec: Sources, workers: int = -1, buffer: int = 2, how_opened: str = "streamed"):
         """workers: grain worker processes reading batches ahead (-1: one per core, at most 8; 0: read
-        in a thread of this process); buffer: batches each worker reads ahead."""
+        in a thread of this process); buffer: batches each worker reads ahead; how_opened: starts with
+        "streamed" (`open_dataset` adds why)."""
         self.spec = spec
         self.name = spec.name
+        self.how_opened = how_opened
         self.num_examples = spec.num_examples
         self.image_shape: tuple[int, int, int] = tuple(int(d) for d in spec.image_shape)  # type: ignore[assignment]
         self.class_names = None if spec.class_names is None else list(spec.class_names)
@@ -113,10 +115,10 @@ def default_workers() -> int:
     return max(1, min(8, cores))
 
 
-def read_ahead(read_fn: Callable[[int], dict], items: Sequence[int], dataset) -> Iterator:
+def read_ahead(read_fn: Callable[[int], dict], items: Sequence[int], dataset: Dataset) -> Iterator:
     """read_fn(item) for each item, in order: in the dataset's grain workers when it is streamed, else
     lazily in the thread that iterates (an in-memory read is a numpy index)."""
-    if getattr(dataset, "streaming", False):
+    if dataset.streams:
         return stream(read_fn, items, dataset.workers, dataset.buffer)
     return (read_fn(item) for item in items)
 
