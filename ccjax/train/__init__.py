@@ -1,6 +1,6 @@
 """Training, read in order: state.py (model, optimiser, TrainState) -> step.py (one step) -> loop.py (the loop).
 
-`python -m ccjax.main` (ccjax/cli/train.py) calls `train_and_evaluate(config, workdir)`.
+`python -m ccjax.main` (ccjax/main.py) calls `train_and_evaluate(config, workdir)`.
 """
 
 __all__ = ["TrainingDiverged", "TrainingRun", "resolve_num_clusters", "train_and_evaluate"]
