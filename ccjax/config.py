@@ -161,7 +161,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"dataset.num_clusters={k}: clustering needs at least 2 clusters; set "
                         "--config.dataset.num_clusters=K (K >= 2) or -1 for the number of classes")
     if config.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"unknown lr_schedule {config.lr_schedule!r}; set --config.lr_schedule to one of "
+        raise UserError(f"lr_schedule={config.lr_schedule!r} is not a schedule; set --config.lr_schedule to one of "
                         f"{', '.join(LR_SCHEDULES)}")
     if config.bench.data not in BENCH_DATA:
         raise UserError(f"unknown bench.data {config.bench.data!r}; set --config.bench.data to one of {', '.join(BENCH_DATA)}")
