@@ -135,10 +135,11 @@ def test_every_table3_ablation_runs_with_finite_loss_and_gradients(overrides):
 
 
 def test_bad_switches_are_user_errors():
+    """GeCC's own check (called by ccjax.config.validate before any work; tests/test_validate.py)."""
     with pytest.raises(UserError, match="gecc.reference"):
-        run_loss(tiny_config(reference="cutmix"), epoch=0)
+        gecc.check_config(tiny_config(reference="cutmix"))
     with pytest.raises(UserError, match="gecc.weights"):
-        run_loss(tiny_config(weights="all"), epoch=0)
+        gecc.check_config(tiny_config(weights="all"))
 
 
 @pytest.mark.slow
