@@ -1,10 +1,74 @@
-"""What every command shares: absl flag parsing and config loading where any failure is one line."""
+"""What every command shares: its `--help`, absl flag parsing and config loading where any failure is one line."""
 
 from __future__ import annotations
 
 import sys
+import textwrap
+from typing import Callable, Sequence
 
 from ccjax.errors import UserError
+
+HELP_ARGS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
+FULL_HELP_ARGS = ("--helpfull", "-helpfull")
+# What a flag's value looks like in --help, where its type alone says little.
+METAVARS = {"workdir": "DIR", "out": "FILE", "json": "FILE", "image": "FILE", "make_tiny_clip": "DIR",
+            "data_dir": "DIR", "manual_dir": "DIR", "dataset": "NAME", "suggest_k": "LO:HI"}
+CONFIG_OVERRIDE_NOTE = ("--config.<field>=value overrides any config field, e.g. --config.num_epochs=20 "
+                        "--config.batch_size=128; `ccjax train --config=<file> --show_config` lists them.")
+CONFIG_FIELDS_NOTE = ("Config fields: each is documented beside its default in ccjax/config.py (get_base_config); "
+                      "a config file changes only what its paper changes. --config=<file> --show_config prints "
+                      "every field of that config (with your overrides) and exits.")
+
+
+def run_command(run: Callable, doc: str, own_flags: Sequence, notes: Sequence[str] = ()) -> None:
+    """`app.run(run)` for a command whose `--help` is `doc` and `own_flags` (absl FlagHolders), each
+    with its description and default, then `notes` and a pointer to `--helpfull`; exit 0."""
+    from absl import app
+
+    def parser(argv: list[str]) -> list[str]:
+        args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+        if any(a in HELP_ARGS for a in args) or any(a in FULL_HELP_ARGS for a in args):
+            print(command_help(doc, own_flags, notes))
+            if any(a in FULL_HELP_ARGS for a in args):
+                from absl import flags
+
+                print("\nAll flags, including absl's, JAX's and TFDS's own:\n" + flags.FLAGS.get_help())
+            sys.exit(0)
+        return parse_flags_or_exit(argv)
+
+    app.run(run, flags_parser=parser)
+
+
+def command_help(doc: str, own_flags: Sequence, notes: Sequence[str] = ()) -> str:
+    """The text `--help` prints: the command's docstring, its flags (name, description, default), notes."""
+    from absl import flags
+
+    lines = [textwrap.dedent(doc).strip(), "", "Flags:"]
+    for holder in own_flags:
+        lines += flag_help(flags.FLAGS[holder.name])
+    for note in [*notes, "--verbosity=0 also shows third-party INFO logs; --helpfull lists absl's, JAX's and "
+                 "TFDS's own flags as well."]:
+        lines += ["", *textwrap.wrap(note, 100)]
+    return "\n".join(lines)
+
+
+def flag_help(flag) -> list[str]:
+    """`  --name=VALUE` and its description with the default, wrapped to 100 columns."""
+    kind = flag.flag_type()
+    if flag.boolean:
+        name = f"--[no]{flag.name}"
+    else:
+        name = f"--{flag.name}=" + METAVARS.get(flag.name, {"int": "N", "float": "X", "config object": "FILE"}.get(kind, "TEXT"))
+    text = " ".join(flag.help.split())
+    if flag.default is not None:
+        default = str(flag.default).lower() if flag.boolean else repr(flag.default) if kind == "string" else flag.default
+        text += f" (default: {default})"
+    elif "default" not in text and "required" not in text:
+        text += " (default: not set)"
+    head = f"  {name}  "
+    if len(head) > 26:  # a long name gets its own line
+        return [head.rstrip(), *textwrap.wrap(text, 100, initial_indent=" " * 26, subsequent_indent=" " * 26)]
+    return textwrap.wrap(text, 100, initial_indent=head.ljust(26), subsequent_indent=" " * 26)
 
 
 def parse_flags_or_exit(argv: list[str]) -> list[str]:
