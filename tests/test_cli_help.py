@@ -116,3 +116,40 @@ def test_no_library_module_imports_a_command():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{rel}: {n}" for n in names if n == "ccjax.cli" or n.startswith("ccjax.cli.")]
     assert not offenders, offenders
+
+
+# First-contact errors: one line that says what to do, never a raw repr or a pointer to --helpfull.
+
+@pytest.mark.parametrize("args, expected", [
+    (["--config=configs/cc_digit.py"], "no config file configs/cc_digit.py; did you mean configs/cc_digits.py"),
+    (["--config=configs/gecc_cifar.py", "--config.num_epochs=3"], "did you mean configs/gecc_cifar10.py"),
+    (["--config=configs/cc_digits.py", "--config.num_epoch=3"],
+     "--config.num_epoch: the config has no field 'num_epoch'; did you mean --config.num_epochs?"),
+    (["--config=configs/cc_digits.py", "--config.gecc.referenc=aug"], "did you mean --config.gecc.reference?"),
+])
+def test_config_path_and_field_errors_are_one_line_naming_the_nearest(tmp_path, args, expected):
+    r = ccjax("train", *args, f"--workdir={tmp_path / 'run'}")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("ccjax: error: "), r.stderr
+    assert expected in r.stderr, r.stderr
+    assert "helpfull" not in r.stderr and "\\n" not in r.stderr and "Attempted" not in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_messages_in_process(tmp_path, monkeypatch):
+    from ccjax.cli.flags import config_field_message, config_file_message
+
+    (tmp_path / "alpha_one.py").write_text("")
+    (tmp_path / "beta_two.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    # The folder named, or the current one for a bare name; then ccjax's own configs.
+    assert config_file_message("alpha_on.py", "") == "no config file alpha_on.py; did you mean alpha_one.py?"
+    named = config_file_message(str(tmp_path / "beta_tw.py"), "")
+    assert named == f"no config file {tmp_path / 'beta_tw.py'}; did you mean {tmp_path / 'beta_two.py'}?"
+    assert config_file_message("cc_digts.py", "").startswith(
+        f"no config file cc_digts.py; did you mean {os.path.join(ROOT, 'configs', 'cc_digits.py')} (or ")
+    far = config_file_message("zzzz.py", "")
+    assert far == f"no config file zzzz.py; the configs are {ROOT}/configs/*.py, e.g. {ROOT}/configs/cc_digits.py"
+    # A field with no near name: the argument and where the fields are listed, no suggestion.
+    line = config_field_message("'xyz'", ["p", "--config.model.xyz=3"])
+    assert line.startswith("--config.model.xyz: the config has no field 'xyz' (") and "did you mean" not in line

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import glob
+import os
+import re
 import sys
 import textwrap
 from typing import Callable, Sequence
@@ -83,11 +87,74 @@ def parse_flags_or_exit(argv: list[str]) -> list[str]:
     try:
         rest = flags.FLAGS(argv)
     except Exception as e:  # absl and ml_collections raise several kinds
-        message = " ".join(str(e).split()) or type(e).__name__
-        print(f"ccjax: error: {message}; see --helpfull for the flags", file=sys.stderr)
+        print(f"ccjax: error: {flag_error_message(e, argv)}", file=sys.stderr)
         sys.exit(2)
     quiet_third_party_logging()
     return rest
+
+
+def flag_error_message(error: Exception, argv: list[str]) -> str:
+    """One line for a failure to parse the command line: a missing config file names the nearest
+    existing ones, a misspelt --config.<field> the nearest field, anything else points to --help."""
+    path = config_path(argv)
+    if path and "Failed loading config file" in str(error):
+        return config_file_message(path, str(error))
+    key_error = error if isinstance(error, KeyError) else error.args[0] if error.args else None
+    if isinstance(key_error, KeyError):  # ml_collections: "'key'\nDid you mean "near" instead of "key"?"
+        return config_field_message(str(key_error.args[0]) if key_error.args else "", argv)
+    message = " ".join(str(error).split())
+    if message.startswith("flag --config."):
+        return message + " (`--show_config` shows every field's current value)"
+    return message + "; `--help` lists this command's flags"
+
+
+def config_path(argv: list[str]) -> str | None:
+    """The file of --config=FILE (or --config FILE) in argv, without a `:argument` suffix."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":")[0]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":")[0]
+    return None
+
+
+def config_file_message(path: str, detail: str) -> str:
+    """A config file that does not exist: the nearest existing ones; else the loading error, one line."""
+    if os.path.isfile(path):
+        detail = " ".join(detail.replace("Configuration is not available because of an earlier failure to load:",
+                                         "").split())
+        return f"cannot load the config file {path}: {detail}"
+    # Where to look: the folder named (or the current one), ./configs, the configs beside this checkout.
+    folders = [os.path.dirname(path) or ".", "configs", os.path.join(os.path.dirname(__file__), "..", "..", "configs")]
+    candidates: dict[str, str] = {}  # file name -> path, the first folder's first
+    for folder in folders:
+        for f in sorted(glob.glob(os.path.join(folder, "*.py"))):
+            candidates.setdefault(os.path.basename(f), os.path.normpath(f))
+    near = [candidates[n] for n in difflib.get_close_matches(os.path.basename(path), candidates, n=3)]
+    if near:
+        also = f" (or {', '.join(near[1:])})" if len(near) > 1 else ""
+        return f"no config file {path}; did you mean {near[0]}{also}?"
+    configs = next((os.path.normpath(f) for f in folders[1:] if glob.glob(os.path.join(f, "*.py"))), None)
+    if configs:
+        return f"no config file {path}; the configs are {configs}/*.py, e.g. {configs}/cc_digits.py"
+    return f"no config file {path}; pass --config=<a config file>, e.g. configs/cc_digits.py in the ccjax folder"
+
+
+def config_field_message(key_text: str, argv: list[str]) -> str:
+    """A --config.<field> override that names no field: the argument, and the nearest field if any."""
+    key = key_text.splitlines()[0].strip("'\"") if key_text else "?"
+    near = re.search(r'Did you mean "([^"]+)"', key_text)
+    arg = next((a.split("=", 1)[0] for a in argv if a.startswith("--config.") and
+                key in a.split("=", 1)[0].split(".")), None)
+    name = arg or f"--config...{key}"
+    message = f"{name}: the config has no field {key!r}"
+    if near and arg:
+        parts = arg.split(".")
+        parts[parts.index(key)] = near.group(1)
+        message += f"; did you mean {'.'.join(parts)}?"
+    elif near:
+        message += f"; did you mean {near.group(1)!r}?"
+    return message + " (`ccjax train --config=<file> --show_config` lists every field)"
 
 
 def quiet_third_party_logging() -> None:
@@ -116,6 +183,8 @@ def loaded_config(holder):
         try:
             config.method  # re-raises the stored loading error
         except Exception as e:
-            detail = " ".join(str(e).replace("Configuration is not available because of an earlier failure to load:", "").split())
-            raise UserError(f"cannot load the config file: {detail}") from None
+            from absl import flags
+
+            path = flags.FLAGS[holder.name].config_filename.split(":")[0]
+            raise UserError(config_file_message(path, str(e))) from None
     return config
