@@ -50,8 +50,8 @@ def command_help(doc: str, own_flags: Sequence, notes: Sequence[str] = ()) -> st
     lines = [textwrap.dedent(doc).strip(), "", "Flags:"]
     for holder in own_flags:
         lines += flag_help(flags.FLAGS[holder.name])
-    for note in [*notes, "--verbosity=0 also shows third-party INFO logs; --helpfull lists absl's, JAX's and "
-                 "TFDS's own flags as well."]:
+    for note in [*notes, "Third-party libraries' warnings are off: --verbosity=-1 shows them, --verbosity=0 "
+                 "their INFO logs too. --helpfull lists absl's, JAX's and TFDS's own flags as well."]:
         lines += ["", *textwrap.wrap(note, 100)]
     return "\n".join(lines)
 
@@ -79,8 +79,8 @@ def parse_flags_or_exit(argv: list[str]) -> list[str]:
     """absl flag parsing where any failure (unknown flag, a --config.<field> that does not
     exist, a config file that is missing or broken) is one line on stderr and exit code 2.
 
-    Pass as `app.run(main, flags_parser=parse_flags_or_exit)`. Third-party INFO logging is
-    then off (`--verbosity=0` turns it on).
+    Pass as `app.run(main, flags_parser=parse_flags_or_exit)` (run_command does). Third-party
+    logging is then off below errors (see quiet_third_party_logging).
     """
     from absl import flags
 
@@ -158,8 +158,10 @@ def config_field_message(key_text: str, argv: list[str]) -> str:
 
 
 def quiet_third_party_logging() -> None:
-    """Warnings and errors only from absl's logging (Orbax logs every save and restore at INFO),
-    unless the command line asked for more with absl's --verbosity (e.g. --verbosity=0 for INFO)."""
+    """Errors only from the libraries' absl logging (TFDS's warnings before ccjax's own one-line
+    errors, Orbax's INFO on every save) and no transformers Flax deprecation notice, unless the
+    command line asks with absl's --verbosity (-1: their warnings, 0: also INFO). ccjax's own
+    warnings are printed lines and stay."""
     import logging
 
     from absl import flags
@@ -167,8 +169,19 @@ def quiet_third_party_logging() -> None:
 
     if "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present:
         return
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    for name in TRANSFORMERS_DEPRECATION_LOGGERS:  # the loggers that print it; filters act per logger
+        logging.getLogger(name).addFilter(_drop_transformers_deprecation)
+
+
+# transformers 4.x prints "TensorFlow and JAX classes are deprecated ..." once from each of these.
+TRANSFORMERS_DEPRECATION_LOGGERS = ("transformers.modeling_flax_utils", "transformers.feature_extraction_utils",
+                                    "transformers.tokenization_utils_base", "transformers.image_processing_base")
+
+
+def _drop_transformers_deprecation(record) -> bool:
+    return "TensorFlow and JAX classes are deprecated" not in record.getMessage()
 
 
 def loaded_config(holder):
