@@ -1,12 +1,12 @@
-"""Assign new images to the clusters of a trained run (the library side is ccjax/eval/predict.py).
+"""Assign new images to the clusters of a trained run:
 
-    python -m ccjax.predict --workdir=runs/cc_digits my_images/ extra.png [--out=predictions.csv]
+    python -m ccjax predict --workdir=runs/cc_digits my_images/ extra.png [--out=predictions.csv]
 
-Loads the run's last checkpoint, reads each image (folders are searched
-recursively), converts it to the training data's storage format (channels and
-size, as preparation does), and prints a summary and writes a CSV of
-(file, cluster, probability). Unreadable files are reported and skipped. When
-the run's method uses a CLIP anchor, the CLIP encoder embeds the new images.
+(also `ccjax predict` and `python -m ccjax.predict`; the library side is ccjax/eval/predict.py).
+Loads the run's last checkpoint, reads each image (folders are searched recursively), converts it
+to the training data's storage format (channels and size, as preparation does), prints a summary
+and writes a CSV of (id, cluster, probability). Unreadable files are reported and skipped. When the
+run's method uses a CLIP anchor, the CLIP encoder embeds the new images.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-
-from ccjax.cli.flags import parse_flags_or_exit
+from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
-from ccjax.eval.predict import predict_files, write_predictions
 
 
 def _define_flags():
@@ -26,7 +23,7 @@ def _define_flags():
     from absl import flags
 
     return (
-        flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main."),
+        flags.DEFINE_string("workdir", None, "A run directory written by `ccjax train` (required)."),
         flags.DEFINE_string("out", None, "CSV to write (default: <workdir>/predictions.csv)."),
         flags.DEFINE_integer("batch_size", 256, "Images per step (rounded up to the device count)."),
     )
@@ -41,6 +38,10 @@ def run(argv, workdir: str | None, out_path: str | None, batch_size: int) -> Non
     out = out_path or os.path.join(workdir, "predictions.csv")
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):  # checked before any inference is done
         raise UserError(f"--out={out}: its folder does not exist; create it or choose another path")
+    import numpy as np
+
+    from ccjax.eval.predict import predict_files, write_predictions
+
     probs, ok, skipped = predict_files(workdir, paths, batch_size)
     for f, why in skipped:
         print(f"ccjax: skipped {f}: {why}", file=sys.stderr)
@@ -60,10 +61,8 @@ def run(argv, workdir: str | None, out_path: str | None, batch_size: int) -> Non
 
 
 def main() -> None:
-    from absl import app
-
     workdir, out, batch = _define_flags()
-    app.run(lambda argv: run(argv, workdir.value, out.value, batch.value), flags_parser=parse_flags_or_exit)
+    run_command(lambda argv: run(argv, workdir.value, out.value, batch.value), __doc__, (workdir, out, batch))
 
 
 if __name__ == "__main__":

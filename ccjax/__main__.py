@@ -1,0 +1,59 @@
+"""`python -m ccjax <command> [flags]` (or the console script `ccjax <command> [flags]`): one entry for
+every command. `python -m ccjax.<module>` runs the same command (ccjax/main.py is `train`).
+
+    python -m ccjax train --config=configs/cc_digits.py
+    python -m ccjax evaluate --help
+
+Each command is a module in ccjax/cli/ with a `main()` that parses sys.argv; this module only picks it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+
+# name -> (module with main(), what it is for). Add a command here and in ccjax/cli/.
+COMMANDS = {
+    "train": ("ccjax.cli.train", "train a config and evaluate it (resumes from the workdir's newest checkpoint)"),
+    "evaluate": ("ccjax.cli.evaluate", "re-evaluate a run and rewrite its report, or --suggest_k=LO:HI"),
+    "predict": ("ccjax.cli.predict", "assign new images to a trained run's clusters; writes a CSV"),
+    "prepare": ("ccjax.cli.prepare", "download and prepare a dataset once (docs/datasets.md)"),
+    "anchors": ("ccjax.cli.anchors", "compute and cache a dataset's frozen CLIP embeddings (MFAVBs-CC)"),
+    "attention": ("ccjax.cli.attention", "draw a ViT run's attention over an image's patches"),
+    "bench": ("ccjax.cli.bench", "time the real train step: images/s, FLOPs, MFU, memory"),
+}
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: python -m ccjax <command> [flags]   (or: ccjax <command> [flags])", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {what}" for name, (_, what) in COMMANDS.items()]
+    lines += ["", "`python -m ccjax <command> --help` lists a command's flags, with descriptions and defaults."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "-help", "help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        sys.exit(0 if argv else 2)
+    name = argv[0]
+    if name not in COMMANDS:
+        near = difflib.get_close_matches(name, COMMANDS, n=2)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        print(f"ccjax: error: unknown command {name!r}; {hint}commands are {', '.join(COMMANDS)} "
+              "(python -m ccjax --help)", file=sys.stderr)
+        sys.exit(2)
+    command = importlib.import_module(COMMANDS[name][0])
+    sys.argv = [f"ccjax {name}", *argv[1:]]
+    command.main()
+
+
+def train() -> None:
+    """The `ccjax-train` console script: `ccjax train` without the word."""
+    main(["train", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()
