@@ -37,7 +37,7 @@ def test_no_library_module_imports_a_command():
 
 
 def test_entry_modules_only_run_their_command():
-    for name in ENTRY_MODULES:
+    for name in ENTRY_MODULES - {"__main__.py"}:  # __main__.py is the dispatcher of `python -m ccjax <command>`
         path = PACKAGE / name
         if path.exists():
             assert len(path.read_text().splitlines()) <= 10, f"ccjax/{name} is an entry module: keep it to the call"
