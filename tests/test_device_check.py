@@ -44,11 +44,14 @@ def test_device_check_runs_every_kind_of_row_on_cpu(tmp_path):
     report = json.loads(out.read_text())
     rows = report["synthetic"] + report["real"]
     assert [(x["dtype"], x["input"]) for x in rows] == [
-        ("float32", "synthetic"), ("bfloat16", "synthetic"), ("bfloat16", "real, streamed")]
+        ("bfloat16", "synthetic"), ("float32", "synthetic"), ("bfloat16", "real, streamed")]
     for x in rows:
         assert x["status"] == "ok", x
         assert x["result"]["config"] == "mfavbs/cifar10" and x["result"]["timed_steps"] == 2
     assert rows[2]["result"]["data"] == "real" and rows[2]["result"]["input_path"].startswith("stream")
+    # Compiled first, in parallel: both dtypes, twice the batch, the real input's step and the largest batch.
+    assert sorted(p["what"].split("/")[0] for p in report["prewarm"]) == ["max", "real", "synthetic", "synthetic",
+                                                                          "twice"]
     assert all(p["status"] == "ok" for p in report["prewarm"]), report["prewarm"]
     (mem,) = report["memory"]
     assert mem["status"] == "ok" and 8 < mem["batch"] <= 24 and mem["result"]["batch_size"] == mem["batch"]

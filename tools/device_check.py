@@ -44,6 +44,7 @@ METHODS = {  # short name: (label, paper config)
 }
 REAL_METHODS = ("cc", "mfavbs")  # a ResNet and the ViT with the anchor: the two input paths
 CIFAR10_IMAGES = 60_000
+DTYPES = ("float32", "bfloat16")
 TINY = {  # --tiny: per backbone, small enough for a CPU
     "resnet": ["--config.model.backbone=convnet", "--config.model.convnet_width=4", "--config.model.feature_dim=8",
                "--config.augment.image_size=16", "--config.batch_size=8"],
@@ -143,70 +144,88 @@ def predicted_max_batch(b0: int, m1: float, m2: float, limit_gib: float, multipl
 def run_all(a) -> dict:
     c = Check(a)
     methods = [m for m in a.only.split(",") if m]
-    dtypes = ("float32", "bfloat16")
     report: dict = {"date": datetime.date.today().isoformat(), "budget_s": a.budget_s, "tiny": a.tiny,
                     "synthetic": [], "real": [], "memory": [], "prewarm": []}
-    no_prealloc = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # several compile-only processes share the device
-    compile_only = ["--config.bench.steps=0"]
-    twice = {m: [f"--config.batch_size={2 * paper_batch(m, a.tiny)}"] for m in methods}
+    compiled: dict = {}  # ("synthetic" | "twice", method, dtype) -> bench's JSON of the compile-only run
+    real = [m for m in methods if m in REAL_METHODS]
 
-    # 1. In parallel: the folder, then every distinct step compiled once into the cache.
-    with concurrent.futures.ThreadPoolExecutor(max(a.parallel, 1)) as pool:
-        folder = pool.submit(c.prepare_folder) if any(m in REAL_METHODS for m in methods) else None
-        jobs = {}
-        if a.parallel > 0:
-            for m in methods:
-                for d in dtypes:
-                    jobs[("synthetic", m, d)] = pool.submit(c.bench, m, d, compile_only, a.prewarm_limit_s,
-                                                            no_prealloc)
-        for m in methods:  # XLA's memory figure at twice the paper batch: the slope of memory in the batch
-            jobs[("twice", m, "bfloat16")] = pool.submit(c.bench, m, "bfloat16", compile_only + twice[m],
-                                                         a.prewarm_limit_s, no_prealloc)
-        for key, fut in jobs.items():
+    def prewarm(pool, key, method, dtype, flags):
+        """A compile-only run (`bench.steps=0`): fills the compilation cache, gives XLA's memory figure."""
+        fut = pool.submit(c.bench, method, dtype, ["--config.bench.steps=0", *flags], a.prewarm_limit_s,
+                          {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})  # processes share the device
+        return key, fut
+
+    def collect(jobs):
+        for key, fut in jobs:
             rec = fut.result()
-            report["prewarm"].append({"what": "/".join(key), **{k: v for k, v in rec.items() if k != "result"}})
-            if key[0] == "twice":
-                report.setdefault("_twice", {})[key[1]] = rec.get("result")
-        report["folder"] = folder.result() if folder else None
+            report["prewarm"].append({"what": "/".join(map(str, key)), **{k: v for k, v in rec.items() if k != "result"}})
+            compiled[key] = rec.get("result")
 
-    # 2. The timed rows, one at a time (the device to themselves).
-    for m in methods:
-        for d in dtypes:
+    with concurrent.futures.ThreadPoolExecutor(max(a.parallel, 1)) as pool:
+        # 1. The folder, every synthetic step, and each method's step at twice the paper batch (memory's slope).
+        folder = pool.submit(c.prepare_folder) if real else None
+        jobs = [prewarm(pool, ("twice", m, "bfloat16"), m, "bfloat16",
+                        [f"--config.batch_size={2 * paper_batch(m, a.tiny)}"]) for m in methods]
+        if a.parallel > 0:
+            jobs += [prewarm(pool, ("synthetic", m, d), m, d, []) for m in methods for d in DTYPES]
+        collect(jobs)
+        report["folder"] = folder.result() if folder else None
+        # 2. The real-input steps and each method's predicted largest batch.
+        jobs, predicted = [], {}
+        for m in methods:
+            predicted[m] = predict(c, m, compiled.get(("synthetic", m, "bfloat16")), compiled.get(("twice", m, "bfloat16")))
+            if a.parallel > 0 and "batch" in predicted[m]:
+                jobs.append(prewarm(pool, ("max", m, predicted[m]["batch"]), m, "bfloat16",
+                                    [f"--config.batch_size={predicted[m]['batch']}"]))
+        if a.parallel > 0 and report["folder"] and report["folder"]["status"] == "ok":
+            jobs += [prewarm(pool, ("real", m, "bfloat16"), m, "bfloat16", c.real_flags(m)) for m in real]
+        collect(jobs)
+
+    # 3. The timed rows, one at a time (the device to themselves): bfloat16 first, the likelier use.
+    for d in DTYPES[::-1]:
+        for m in methods:
             rec = c.bench(m, d, [], a.row_limit_s)
             report["synthetic"].append({"method": m, "dtype": d, "input": "synthetic", **rec})
     folder_ok = report["folder"] is not None and report["folder"]["status"] == "ok"
-    for m in methods:
-        if m not in REAL_METHODS:
-            continue
+    for m in real:
         rec = (c.bench(m, "bfloat16", c.real_flags(m), a.row_limit_s) if folder_ok else
                {"status": "skipped", "why": "the image folder was not prepared", "wall_s": 0.0})
         report["real"].append({"method": m, "dtype": "bfloat16", "input": "real, streamed", **rec})
-
-    # 3. Memory: the largest batch that fits, predicted and then run.
-    twice_results = report.pop("_twice", {})
     for m in methods:
-        report["memory"].append(max_batch_row(c, m, report["synthetic"], twice_results.get(m)))
+        report["memory"].append(max_batch_row(c, m, predicted[m]))
     return report
 
 
-def max_batch_row(c: Check, method: str, synthetic: list[dict], twice: dict | None) -> dict:
+def predict(c: Check, method: str, paper: dict | None, twice: dict | None) -> dict:
+    """The largest batch predicted to fit, from the compile-only figures at the paper batch and twice it."""
     b0 = paper_batch(method, c.a.tiny)
     row = {"method": method, "dtype": "bfloat16", "paper_batch": b0}
-    paper = next((r.get("result") for r in synthetic if r["method"] == method and r["dtype"] == "bfloat16"), None)
+    if paper is None:  # --parallel=0: the paper batch's figure comes from a compile at the timed row's place
+        paper = c.bench(method, "bfloat16", ["--config.bench.steps=0"], c.a.prewarm_limit_s).get("result")
     if not paper or not twice:
-        return {**row, "status": "skipped", "why": "the paper-batch row or the compile at twice its batch failed"}
+        return {**row, "why": "the compile at the paper batch or at twice it did not finish"}
     limit = c.a.memory_limit_gib or paper.get("device_memory_gib")
     if not limit:
-        return {**row, "status": "skipped", "why": "the device reports no memory limit (--memory_limit_gib)"}
+        return {**row, "why": "the device reports no memory limit (--memory_limit_gib)"}
     m1, m2 = paper["compiled_memory_gib"], twice["compiled_memory_gib"]
     multiple = 8 * paper["num_devices"]
     b = predicted_max_batch(b0, m1, m2, limit, multiple)
     if b is None:
-        return {**row, "status": "skipped", "why": f"XLA's figures ({m1:.2f}, {m2:.2f} GiB) give no larger batch"}
+        return {**row, "why": f"XLA's figures ({m1:.3f}, {m2:.3f} GiB) give no larger batch"}
     b = min(b, c.a.max_batch_cap) if c.a.max_batch_cap else b
-    row.update(limit_gib=limit, predicted_batch=b, compiled_gib_at_paper=m1, compiled_gib_at_twice=m2)
+    return {**row, "batch": b, "multiple": multiple, "limit_gib": limit, "compiled_gib_at_paper": m1,
+            "compiled_gib_at_twice": m2}
+
+
+def max_batch_row(c: Check, method: str, predicted: dict) -> dict:
+    """Runs the predicted largest batch for real (then 3/4 of it if that fails): the memory row."""
+    row = {k: v for k, v in predicted.items() if k not in ("batch", "multiple")}
+    if "batch" not in predicted:
+        return {**row, "status": "skipped"}
+    b, multiple = predicted["batch"], predicted["multiple"]
+    row["predicted_batch"] = b
     for attempt in (b, (b * 3 // 4) // multiple * multiple):
-        if attempt < b0:
+        if attempt < predicted["paper_batch"]:
             break
         rec = c.bench(method, "bfloat16", [f"--config.batch_size={attempt}", "--config.bench.warmup_steps=1",
                                            "--config.bench.steps=2"], c.a.row_limit_s)
