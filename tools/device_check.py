@@ -255,7 +255,7 @@ def table_rows(report: dict) -> list[str]:
             inp += f" (input alone {res['input_images_per_s']:,.0f} img/s; bottleneck: {res['bottleneck']})"
         peak = "n/a" if res["peak_memory_gib"] is None else f"{res['peak_memory_gib']:.2f} GiB"
         mfu = "n/a" if res["mfu"] is None else f"{100 * res['mfu']:.1f}%"
-        tflop = "n/a" if res["flops_per_step"] is None else f"{res['flops_per_step'] / 1e12:.3f}"
+        tflop = "n/a" if res["flops_per_step"] is None else f"{res['flops_per_step'] / 1e12:.4g}"
         epoch = (CIFAR10_IMAGES // res["batch_size"]) * step
         lines.append(f"| {res['date']} | {res['num_devices']} x {res['device']} | {name} | {res['dtype']} | {inp} | "
                      f"{res['batch_size']} | {res['images_per_s']:,.0f} | {step * 1e3:.1f} ms | {tflop} | {mfu} | "
