@@ -114,6 +114,8 @@ def benchmark(config) -> dict:
         "timed_steps": len(times),
         "flops_per_step": flops,
         "peak_memory_gib": stats.get("peak_bytes_in_use", 0) / 2**30 if stats else None,
+        # What this process may allocate on the device (XLA_PYTHON_CLIENT_MEM_FRACTION of it by default).
+        "device_memory_gib": stats["bytes_limit"] / 2**30 if stats.get("bytes_limit") else None,
         # XLA's own estimate for the compiled step (arguments + temporaries), any device.
         "compiled_memory_gib": (mem.argument_size_in_bytes + mem.temp_size_in_bytes) / 2**30 if mem else None,
         "dataset_examples": num_examples,
