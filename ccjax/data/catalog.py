@@ -28,6 +28,7 @@ from ccjax.data import builder as builder_lib
 from ccjax.data import folder as folder_lib
 from ccjax.data import imagenet
 from ccjax.data.dataset import ImageDataset, Sources, load_sources
+from ccjax.data.masking import with_mask_noise
 from ccjax.data.streaming import StreamingDataset
 from ccjax.errors import UserError
 
@@ -354,8 +355,9 @@ def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
     """Opens `dataset_cfg.name` (see docs/datasets.md): in host memory, or streamed from its files.
 
     Fields read: name, data_dir, image_size, manual_dir, use_unlabeled,
-    num_clusters (must be > 0 for a dataset without labels), and in_memory /
-    memory_share / stream_workers / stream_buffer (see `choose_in_memory`).
+    num_clusters (must be > 0 for a dataset without labels), in_memory /
+    memory_share / stream_workers / stream_buffer (see `choose_in_memory`), and
+    mask_noise (ccjax/data/masking.py).
     The result's `how_opened` says which way it was opened and why (training's
     start-up line shows it).
     """
@@ -371,6 +373,7 @@ def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
     else:
         ds = StreamingDataset(spec, workers=int(_cfg(dataset_cfg, "stream_workers", -1)),
                               buffer=int(_cfg(dataset_cfg, "stream_buffer", 2)))
+    ds = with_mask_noise(ds, dataset_cfg)  # MFAVBs-CC Sec. 4.7: a fixed black rectangle per image, when enabled
     ds.how_opened = f"{'in memory' if in_memory else 'streamed'}: {why}"
     return ds
 
