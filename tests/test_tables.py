@@ -273,3 +273,16 @@ def test_docs_results_md_holds_the_papers_numbers():
             assert [c[0] for c in rows[1:]] == [r.label for r in t.rows], head
             for cells, row in zip(rows[1:], t.rows):
                 assert [float(c) for c in cells[2:2 + len(sets)]] == [row.paper[ds][metric] for ds in sets], (head, row.key)
+
+
+def test_cost_tables_run_the_benchmark_for_vtcc_and_mfavbs():
+    from ccjax.results.paper_numbers import MFAVBS_TABLE6
+
+    for name, sets in (("mfavbs-table6", MFAVBS_TABLE6["datasets"]), ("mfavbs-table5", ("cifar10",))):
+        got = set()
+        for line in _reproduce_lines(name):
+            bench = shlex.split(line.split("&&")[1])
+            assert bench[:3] == ["python", "-m", "ccjax.bench"]
+            opts = dict(a[2:].split("=", 1) for a in bench[3:])
+            got.add((opts["config"], opts["json"]))
+        assert got == {(f"configs/{m}_{ds}.py", f"runs/{name}/{m}/{ds}.json") for ds in sets for m in ("vtcc", "mfavbs")}
