@@ -149,21 +149,30 @@ def runs(tmp_path_factory):
     return (write_run(str(root / "convnet"), c), write_run(str(root / "vit"), vit_config(depth=2, fusing=1)))
 
 
-def test_vit_maps_are_the_last_blocks_token_attention(runs):
-    """The fused last block of a 2-block, N=1 ViT: with one view in both branches, token 0's patch
-    attention over the two halves adds up to the row of a per-example recomputation."""
-    from ccjax.eval.attention_maps import capture_block_inputs, attention_weights
+@pytest.mark.parametrize("fusing", [1, 0])
+def test_vit_maps_are_the_last_blocks_token_attention(fusing):
+    """Depth 2: N=1 makes the last block fused (with one view in both branches, token 0's patch attention
+    over the two halves adds up); N=0 (VTCC) a per-branch block (branch a's row). Against a recomputation
+    for each image alone from ccjax.eval.attention_maps' captured block input."""
+    from ccjax.eval.attention_maps import attention_weights, capture_block_inputs
+    from ccjax.models import build_model
+    from test_attention import vit_config
 
-    _, config, model, variables = runs[1]
+    config = vit_config(depth=2, fusing=fusing)
+    model = build_model(config, K)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 8, 8, 1)), jnp.float32)
+    variables = model.init(jax.random.key(0), [x], train=False)
     r = vit_token_maps(model, variables, config.model.vit, x, None, False)
     assert r["map"].shape == (3, 4, 4)
-    for i in range(3):
-        inp = capture_block_inputs(model, variables, [x[i:i + 1], x[i:i + 1]], None, (1,))[1]["norm1"]  # [1, 2T, E]
-        qkv = variables["params"]["backbone"]["block1"]["attn"]["qkv"]
-        w = np.asarray(attention_weights(inp, qkv["kernel"], qkv["bias"], 2).mean(1))[0, 0]  # [2T]
-        t = w.shape[0] // 2
-        np.testing.assert_allclose(r["map"][i].ravel(), w[1:t] + w[t + 1:], rtol=1e-5, atol=1e-7)
+    qkv = variables["params"]["backbone"]["block1"]["attn"]["qkv"]
+    inp = capture_block_inputs(model, variables, [x, x], None, (1,))[1]["norm1"]  # the view in both branches
+    w = np.asarray(attention_weights(inp, qkv["kernel"], qkv["bias"], 2).mean(1))[:, 0]  # token 0's rows
+    if fusing:  # [3, 2T]: example m's fused sequence
+        t = w.shape[1] // 2
+        want = w[:, 1:t] + w[:, t + 1:]
+    else:  # [6, T]: rows 2m, 2m + 1 are example m's branches a and b
+        want = w[0::2, 1:]
+    np.testing.assert_allclose(r["map"].reshape(3, -1), want, rtol=1e-5, atol=1e-7)
 
 
 def test_report_grid_and_the_explain_command(runs, tmp_path):
