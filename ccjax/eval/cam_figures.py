@@ -33,7 +33,7 @@ def _overlay(ax, view: np.ndarray, heat: np.ndarray, title: str = "") -> None:
         ax.imshow(view[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
         ax.imshow(view[..., :3], interpolation="nearest")
-    ax.imshow(heat, cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_title(title, fontsize=6)
     ax.axis("off")
 
@@ -104,8 +104,8 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
         for j in range(len(members)):
             _overlay(axes[row, j], ex.views[pos], ex.maps[pos], f"c{c} p={ex.prob[pos]:.2f}")
             pos += 1
-    fig.suptitle(f"{ex.kind}: {ex.where}", fontsize=7)
-    fig.tight_layout(pad=0.2)
+    fig.suptitle(f"{ex.kind}: {ex.where}\n(red: where the model looks)", fontsize=7)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     path = os.path.join(workdir, REPORT_DIR, REPORT_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=100)
