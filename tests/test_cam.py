@@ -35,8 +35,10 @@ def _init(model, shape, seed=0):
     return ({**variables, "batch_stats": stats} if stats else variables), x
 
 
-def _direct_cam(model, variables, x, target=None):
-    """The oracle: A by a recording hook, dy/dh through the heads alone, alpha = dy/dh / (h w)."""
+def _direct_cam(model, variables, x):
+    """The oracle: A by a recording hook, dy/dh through the heads alone, alpha = dy/dh / (h w).
+
+    Returns (predicted clusters [n], cam(target [n]) -> the signed map [n, h, w] before the ReLU)."""
     store = {}
 
     def record(features, i):
@@ -46,17 +48,18 @@ def _direct_cam(model, variables, x, target=None):
     out = model.apply(variables, [x], train=False, shift_hook=record)[0]
     a = np.asarray(store[max(store)], np.float64)  # [n, h, w, F]
     h = jnp.asarray(a.mean(axis=(1, 2)), jnp.float32)
-    probs = np.asarray(out["c"])
-    k = probs.argmax(1) if target is None else np.asarray(target)
     heads = {"params": variables["params"]["heads"]}
 
-    def y(hh):
-        c = model.heads.apply(heads, hh)[1]
-        return jnp.take_along_axis(c, jnp.asarray(k)[:, None], 1).sum()
+    def cam(target):
+        def y(hh):
+            c = model.heads.apply(heads, hh)[1]
+            return jnp.take_along_axis(c, jnp.asarray(target)[:, None], 1).sum()
 
-    dh = np.asarray(jax.grad(y)(h), np.float64)  # [n, F]
-    alpha = dh / (a.shape[1] * a.shape[2])
-    return np.einsum("nhwf,nf->nhw", a, alpha), k  # before the ReLU
+        dh = np.asarray(jax.grad(y)(h), np.float64)  # [n, F]
+        alpha = dh / (a.shape[1] * a.shape[2])
+        return np.einsum("nhwf,nf->nhw", a, alpha)
+
+    return np.asarray(out["c"]).argmax(1), cam
 
 
 @pytest.mark.parametrize("backbone,shape", [
@@ -69,7 +72,8 @@ def test_grad_cam_equals_the_direct_computation(backbone, shape):
            else ResNet(stage_sizes=(1, 1), block=BasicBlock, stem="small"))
     model = ClusteringModel(backbone=net, heads=ClusteringHeads(feature_dim=8, num_clusters=K))
     variables, x = _init(model, shape)
-    want, k = _direct_cam(model, variables, x)
+    k, direct = _direct_cam(model, variables, x)
+    want = direct(k)
     got = grad_cam(model, variables, x)
     np.testing.assert_array_equal(got["cluster"], k)
     scale = np.abs(want).max()
@@ -78,10 +82,10 @@ def test_grad_cam_equals_the_direct_computation(backbone, shape):
     np.testing.assert_array_equal(got["cam"], np.maximum(got["signed"], 0))
     positive = 0
     for target in range(K):  # every cluster as an explicit target: the same agreement
-        direct = _direct_cam(model, variables, x, np.full(len(x), target))[0]
-        np.testing.assert_allclose(grad_cam(model, variables, x, target=np.full(len(x), target))["signed"], direct,
-                                   rtol=2e-4, atol=1e-5 * np.abs(direct).max())
-        positive += (direct > 0).sum()
+        d = direct(np.full(len(x), target))
+        np.testing.assert_allclose(grad_cam(model, variables, x, target=np.full(len(x), target))["signed"], d,
+                                   rtol=2e-4, atol=1e-5 * np.abs(d).max())
+        positive += (d > 0).sum()
     assert positive > 0  # some map is not all clipped by the ReLU
     assert last_conv_stage(model, variables, x) == (2 if backbone == "convnet" else 1)
     up = upsample_maps(np.abs(got["signed"]), shape[1:3])
@@ -136,17 +140,16 @@ def test_stage_shapes_of_the_digits_convnet():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A ConvNet run and a ViT run (no training: an initialised checkpoint), on the 8x8 digits' shape."""
-    from test_attention import vit_config, write_run
+def convnet_run(tmp_path_factory):
+    """A ConvNet run on the 8x8 digits' shape (no training: an initialised checkpoint)."""
+    from test_attention import write_run
     from test_report import load_config
 
     c = load_config("cc_digits")
     c.model.convnet_width = 4
     c.dataset.num_clusters = K
     c.progress_bar = False
-    root = tmp_path_factory.mktemp("cam")
-    return (write_run(str(root / "convnet"), c), write_run(str(root / "vit"), vit_config(depth=2, fusing=1)))
+    return write_run(str(tmp_path_factory.mktemp("cam") / "convnet"), c)
 
 
 @pytest.mark.parametrize("fusing", [1, 0])
@@ -175,12 +178,12 @@ def test_vit_maps_are_the_last_blocks_token_attention(fusing):
     np.testing.assert_allclose(r["map"].reshape(3, -1), want, rtol=1e-5, atol=1e-7)
 
 
-def test_report_grid_and_the_explain_command(runs, tmp_path):
+def test_report_grid_and_the_explain_command(convnet_run, tmp_path):
     from ccjax.eval.cam_figures import confident_examples, write_report_cams
     from fakes import array_dataset, blob_images
     from test_report import ROOT, check_real_plot, subprocess_env
 
-    workdir, config, model, variables = runs[0]
+    workdir, config, model, variables = convnet_run
     imgs, labels = blob_images(n=30, size=8)
     probs = np.random.default_rng(0).dirichlet(np.ones(K), size=30).astype(np.float32)
     picks = confident_examples(probs, clusters=10, per_cluster=4)
@@ -197,11 +200,14 @@ def test_report_grid_and_the_explain_command(runs, tmp_path):
         Image.fromarray(imgs[i, :, :, 0]).save(f)
         files.append(str(f))
     out = tmp_path / "explain.png"
-    p = subprocess.run([sys.executable, "-m", "ccjax.explain", f"--workdir={runs[0][0]}", f"--workdir={runs[1][0]}",
+    # two columns (the run twice; ViT maps are tested above), rows = the three files
+    p = subprocess.run([sys.executable, "-m", "ccjax.explain", f"--workdir={workdir}", f"--workdir={workdir}",
                         f"--images={','.join(files)}", f"--out={out}"], cwd=ROOT, env=subprocess_env(),
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    check_real_plot(str(out))
-    p = subprocess.run([sys.executable, "-m", "ccjax.explain", f"--workdir={runs[0][0]}", "--indices=a"], cwd=ROOT,
+    check_real_plot(str(out), min_width=200)
+    with Image.open(out) as im:
+        assert im.height > im.width  # a row per image
+    p = subprocess.run([sys.executable, "-m", "ccjax.explain", f"--workdir={workdir}", "--indices=a"], cwd=ROOT,
                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "whole numbers" in p.stderr
