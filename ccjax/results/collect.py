@@ -198,7 +198,7 @@ def _is_run_dir(path: str) -> bool:
     return any(os.path.exists(os.path.join(path, f)) for f in (CONFIG_FILE, METRICS, HISTORY, "checkpoints"))
 
 
-def collect_cell(root: str, table: PaperTable, row: Row, dataset: str, configs_dir: str, checkpoint: str,
+def collect_cell(root: str, row: Row, dataset: str, configs_dir: str, checkpoint: str,
                  seeds: int | None, ignore: Iterable[str] = ()) -> Cell:
     """The runs of one cell: runs/<table>/<row>/<dataset> itself (one seed) and its seed<k> folders."""
     base = os.path.join(root, row.key, dataset)
@@ -243,7 +243,7 @@ def collect(root: str, table_name: str | None = None, configs_dir: str | None = 
     table = table_for(root, table_name)
     configs_dir = configs_dir or default_configs_dir()
     ignore = tuple(ignore)
-    cells = {(r.key, ds): collect_cell(root, table, r, ds, configs_dir, checkpoint, seeds, ignore)
+    cells = {(r.key, ds): collect_cell(root, r, ds, configs_dir, checkpoint, seeds, ignore)
              for r in table.rows for ds in table.datasets}
     rows, sets = {r.key for r in table.rows}, set(table.datasets)
     ignored = []
