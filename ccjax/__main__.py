@@ -22,6 +22,8 @@ COMMANDS = {
     "anchors": ("ccjax.cli.anchors", "compute and cache a dataset's frozen CLIP embeddings (MFAVBs-CC)"),
     "attention": ("ccjax.cli.attention", "draw a ViT run's attention over an image's patches"),
     "bench": ("ccjax.cli.bench", "time the real train step: images/s, FLOPs, MFU, memory"),
+    "tables": ("ccjax.cli.tables", "collect reproduce.sh's runs into a paper's table, beside the paper's numbers"),
+    "explain": ("ccjax.cli.explain", "where runs look (Grad-CAM, ViT attention) on the same images, side by side"),
 }
 
 

@@ -115,6 +115,7 @@ def test_report_files_exist_and_pngs_are_real_plots(run):
     assert set(probe["statistics"]) == {"brightness", "contrast"} and not probe["warnings"]
     assert all(v["nmi"] < 0.5 for v in probe["statistics"].values()) and probe["labels"] is not None
     check_real_plot(os.path.join(report, "nuisance.png"))
+    check_real_plot(os.path.join(report, "cams.png"), min_width=200)  # where the model looks (cam_figures.py)
 
 
 def test_confusion_matrix_agrees_with_assignments(run):

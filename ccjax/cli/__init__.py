@@ -3,7 +3,8 @@
     python -m ccjax train      cli/train.py         python -m ccjax evaluate   cli/evaluate.py
     python -m ccjax predict    cli/predict.py       python -m ccjax prepare    cli/prepare.py
     python -m ccjax anchors    cli/anchors.py       python -m ccjax attention  cli/attention.py
-    python -m ccjax bench      cli/bench.py
+    python -m ccjax bench      cli/bench.py         python -m ccjax tables     cli/tables.py
+    python -m ccjax explain    cli/explain.py
 
 ccjax/__main__.py picks the command (also the console scripts `ccjax <command>` and `ccjax-train`);
 `python -m ccjax.<command>` (ccjax.main for train) runs the same module through the entry modules in
