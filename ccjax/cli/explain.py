@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccjax.cli.flags import parse_flags_or_exit
+from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
 
 
@@ -32,8 +32,6 @@ def _define_flags():
 
 
 def main() -> None:
-    from absl import app
-
     f = _define_flags()
 
     @exit_on_user_error
@@ -56,7 +54,7 @@ def main() -> None:
         names = explain_runs(f["workdir"].value, f["out"].value, f["images"].value, indices, f["num_images"].value)
         print(f"ccjax: where {len(f['workdir'].value)} run(s) look on {len(names)} images written to {f['out'].value}")
 
-    app.run(run, flags_parser=parse_flags_or_exit)
+    run_command(run, __doc__, tuple(f.values()))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from ccjax.cli.flags import parse_flags_or_exit
+from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
 
 FORMATS = {"markdown": ".md", "csv": ".csv", "latex": ".tex"}
@@ -41,8 +41,6 @@ def _define_flags():
 
 
 def main() -> None:
-    from absl import app
-
     f = _define_flags()
 
     @exit_on_user_error
@@ -65,7 +63,7 @@ def main() -> None:
                 write_atomic(prefix + ext, lambda fh, text=texts[fmt]: fh.write(text.encode()))
             print(f"ccjax: written {', '.join(prefix + ext for ext in FORMATS.values())}", file=sys.stderr)
 
-    app.run(run, flags_parser=parse_flags_or_exit)
+    run_command(run, __doc__, tuple(f.values()))
 
 
 if __name__ == "__main__":
