@@ -21,7 +21,7 @@ from test_cli import ROOT, env
 OWN_FLAGS = {
     "train": ["config", "workdir", "stop_at_epoch", "show_config"],
     "evaluate": ["workdir", "suggest_k"],
-    "predict": ["workdir", "out", "batch_size"],
+    "predict": ["workdir", "out", "batch_size", "overwrite"],
     "prepare": ["dataset", "data_dir", "manual_dir", "image_size", "overwrite"],
     "anchors": ["config", "make_tiny_clip", "rebuild"],
     "attention": ["workdir", "image", "out", "seed"],
