@@ -47,7 +47,8 @@ def test_clusters_rows_follow_the_given_order_and_empty_clusters_say_so():
     order = [4, 3, 0, 2, 1]
     fig = clusters_figure(probs, lambda idx: np.zeros((len(idx), 4, 4, 3), np.uint8), order=order, per_cluster=3)
     rows = [t for t in figure_texts(fig) if t.startswith("cluster ")]
-    assert rows == [f"cluster {c}\n{sizes[c]} images" if sizes[c] else f"cluster {c}\nempty" for c in order]
+    assert rows == [f"cluster {c}\n{sizes[c]} image{'s' if sizes[c] > 1 else ''}" if sizes[c] else f"cluster {c}\nempty"
+                    for c in order]
     text = joined(fig)
     assert "no image has its highest probability in this cluster" in text
     assert f"{n} images, K = {k}" in fig._suptitle.get_text() and "most confident" in fig._suptitle.get_text()

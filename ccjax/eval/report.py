@@ -142,7 +142,8 @@ def clusters_figure(probs: np.ndarray, read_images, order: list[int] | None = No
         by_index = dict(zip(np.sort(top).tolist(), read_images(np.sort(top)) if len(top) else []))
         for ax in axes[row]:
             ax.axis("off")
-        label = f"cluster {c}\n{len(members)} images" if len(members) else f"cluster {c}\nempty"
+        label = f"cluster {c}\n{len(members)} image{'s' if len(members) > 1 else ''}" if len(members) \
+            else f"cluster {c}\nempty"
         axes[row, 0].text(0.0, 0.5, label, fontsize=7, va="center", transform=axes[row, 0].transAxes)
         if not len(members):
             axes[row, 1].text(0.0, 0.5, "no image has its highest probability in this cluster", fontsize=7,
@@ -161,8 +162,8 @@ def clusters_figure(probs: np.ndarray, read_images, order: list[int] | None = No
     if empty:
         notes.append(f"{empty} of {k} clusters are empty")
     fig.suptitle(f"Each cluster's {per_cluster} most confident images (highest cluster probability)\n"
-                 + "; ".join(notes), fontsize=8)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.6 / height, wspace=0.06, hspace=0.12)
+                 + "; ".join(notes), fontsize=8, y=1 - 0.08 / height, va="top")
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.55 / height, wspace=0.06, hspace=0.12)
     return fig
 
 
@@ -210,7 +211,9 @@ def curves_figure(history: list[dict], final: dict | None = None):
             qa.plot([epochs[-1]], [final[name]], marker="*", markersize=11, linestyle="", label=name.upper())
     if has_final:
         qa.plot([], [], marker="*", color="gray", linestyle="", label="final evaluation (last checkpoint)")
-        qa.set_ylim(0, 1)
+        lowest = min([0.0] + [float(final[m]) for m in ("acc", "nmi", "ari")] +
+                     [float(h[k]) for h in history for k in eval_keys if k in h])
+        qa.set_ylim(lowest - 0.03 if lowest < 0 else 0.0, 1.0)  # ARI can be below 0
         qa.set_xlabel("epoch")
         qa.legend(fontsize=7)
         qa.set_title("Clustering quality against the true classes" + (
