@@ -80,9 +80,9 @@ def test_predict_folder_skips_unreadable_files(run, tmp_path):
 
     # The 24x20 colour JPEG is unlike the 8x8 grayscale digits: one warning line; the gray 8x8 PNG is not.
     warnings = [l for l in r.stderr.splitlines() if l.startswith("ccjax: warning:")]
-    assert warnings == [f"ccjax: warning: 1 of 2 images are unlike the run's training images (8x8 grayscale; "
-                        f"e.g. colour.jpg is in colour (RGB) and 20x24): each is converted to 8x8 grayscale, so "
-                        f"its cluster may say little about it"], r.stderr
+    assert warnings == ["ccjax: warning: 1 of 2 images are unlike the run's training images (8x8 grayscale; "
+                        "e.g. colour.jpg is in colour (RGB) and 20x24): each is converted to 8x8 grayscale, so "
+                        "its cluster may say little about it"], r.stderr
 
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -169,4 +169,5 @@ def test_format_warning_names_colour_and_size_differences(tmp_path):
     # A folder run's images were resized when prepared: only the colour counts.
     assert "1 of 3" in format_warning(files, (96, 96, 1), "folder:/data/x")
     assert format_warning(files[1:], (96, 96, 3), "folder:/data/x").startswith(
-        "ccjax: warning: 2 of 2 images are unlike the run's training images (96x96 RGB; e.g. digit.png is grayscale (L))")
+        "ccjax: warning: 2 of 2 images are unlike the run's training images (96x96 RGB; "
+        "e.g. digit.png is grayscale (L))")
