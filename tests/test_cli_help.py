@@ -21,7 +21,7 @@ from test_cli import ROOT, env
 OWN_FLAGS = {
     "train": ["config", "workdir", "stop_at_epoch", "show_config"],
     "evaluate": ["workdir", "suggest_k"],
-    "predict": ["workdir", "out", "batch_size"],
+    "predict": ["workdir", "out", "batch_size", "overwrite"],
     "prepare": ["dataset", "data_dir", "manual_dir", "image_size", "overwrite"],
     "anchors": ["config", "make_tiny_clip", "rebuild"],
     "attention": ["workdir", "image", "out", "seed"],
@@ -153,3 +153,11 @@ def test_config_messages_in_process(tmp_path, monkeypatch):
     # A field with no near name: the argument and where the fields are listed, no suggestion.
     line = config_field_message("'xyz'", ["p", "--config.model.xyz=3"])
     assert line.startswith("--config.model.xyz: the config has no field 'xyz' (") and "did you mean" not in line
+
+
+def test_the_label_free_summary_says_what_its_entropy_measures():
+    from ccjax.eval.evaluation import summary_line
+
+    line = summary_line({"num_examples": 400, "num_clusters": 10, "entropy": 0.534, "num_empty_clusters": 2})
+    assert line == ("ccjax: final clustering of 400 images (no labels): 10 clusters (2 empty), balance of the "
+                    "cluster sizes 0.534 (their entropy / log K: 1 = all the same size, 0 = all in one cluster)")

@@ -9,7 +9,6 @@ missing; the cache is in config.anchor.cache_dir (default: the dataset's data_di
 
 from __future__ import annotations
 
-
 from ccjax.cli.flags import CONFIG_OVERRIDE_NOTE, loaded_config, run_command
 from ccjax.errors import UserError, exit_on_user_error
 

@@ -20,7 +20,8 @@ def _define_flags():
     from absl import flags
 
     return (
-        flags.DEFINE_string("workdir", None, "A ViT run directory (vtcc or mfavbs) written by `ccjax train` (required)."),
+        flags.DEFINE_string("workdir", None, "A ViT run directory (vtcc or mfavbs) written by `ccjax train` "
+                            "(required)."),
         flags.DEFINE_string("image", None, "The image file to draw the attention of (required)."),
         flags.DEFINE_string("out", None, "PNG to write (default: <workdir>/attention_<image name>.png)."),
         flags.DEFINE_integer("seed", 0, "Seed of the two random augmentations."),

@@ -38,11 +38,12 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
 
     distributed.maybe_initialize()
     if suggest_k:
-        from ccjax.eval.suggest_k import format_table, parse_range, suggest_k_for_run
+        from ccjax.eval.suggest_k import best_k, format_table, parse_range, suggest_k_for_run
 
         rows, trained_k = suggest_k_for_run(workdir, parse_range(suggest_k))
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
+        print(retrain_advice(workdir, best_k(rows), trained_k))
         return
     from ccjax.eval.evaluation import evaluate_workdir, print_summary
 
@@ -53,6 +54,16 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         print(f"ccjax: best-by-training-loss checkpoint (step {b['step']}): "
               f"ACC {b['acc']:.4f}  NMI {b['nmi']:.4f}  ARI {b['ari']:.4f}")
     print(f"ccjax: report written to {os.path.join(workdir, REPORT_DIR)}")
+
+
+def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
+    """What to do with the suggested K: nothing when it is the run's, else the command that retrains."""
+    if k == trained_k:
+        return f"ccjax: the suggested K = {k} is this run's K; no need to retrain"
+    from ccjax.cli.command_line import train_command, workdir_for_k
+
+    command = train_command(workdir, {"dataset.num_clusters": k}, workdir_for_k(workdir, k))
+    return f"ccjax: to retrain with the suggested K = {k} (this run: K = {trained_k}) in a new workdir:\n  {command}"
 
 
 def main() -> None:

@@ -62,10 +62,12 @@ def flag_help(flag) -> list[str]:
     if flag.boolean:
         name = f"--[no]{flag.name}"
     else:
-        name = f"--{flag.name}=" + METAVARS.get(flag.name, {"int": "N", "float": "X", "config object": "FILE"}.get(kind, "TEXT"))
+        by_type = {"int": "N", "float": "X", "config object": "FILE"}.get(kind, "TEXT")
+        name = f"--{flag.name}=" + METAVARS.get(flag.name, by_type)
     text = " ".join(flag.help.split())
     if flag.default is not None:
-        default = str(flag.default).lower() if flag.boolean else repr(flag.default) if kind == "string" else flag.default
+        default = (str(flag.default).lower() if flag.boolean else repr(flag.default) if kind == "string"
+                   else flag.default)
         text += f" (default: {default})"
     elif "default" not in text and "required" not in text:
         text += " (default: not set)"

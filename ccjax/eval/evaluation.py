@@ -91,5 +91,8 @@ def summary_line(result: dict) -> str:
     if "acc" in result:
         return (f"ccjax: final clustering of {result['num_examples']} images: "
                 f"ACC {result['acc']:.4f}  NMI {result['nmi']:.4f}  ARI {result['ari']:.4f}")
+    empty = result.get("num_empty_clusters", 0)
     return (f"ccjax: final clustering of {result['num_examples']} images (no labels): "
-            f"{result['num_clusters']} clusters, assignment entropy {result.get('entropy', float('nan')):.3f}")
+            f"{result['num_clusters']} clusters{f' ({empty} empty)' if empty else ''}, balance of the cluster "
+            f"sizes {result.get('entropy', float('nan')):.3f} (their entropy / log K: 1 = all the same size, "
+            "0 = all in one cluster)")
