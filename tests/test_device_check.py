@@ -30,15 +30,15 @@ def test_predicted_max_batch_is_linear_in_the_batch():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(1900)  # about 2 minutes on an idle 2-core machine; the limits below allow a busy one
 def test_device_check_runs_every_kind_of_row_on_cpu(tmp_path):
     out = tmp_path / "check.json"
     home = tmp_path / "home"  # the tiny CLIP is made under ~/.cache
     r = subprocess.run(
         [sys.executable, "tools/device_check.py", "--tiny", "--only=mfavbs", "--parallel=2",
          f"--workdir={tmp_path / 'work'}", f"--out={out}", "--memory_limit_gib=0.05", "--max_batch_cap=24",
-         "--budget_s=1500", "--row_limit_s=600", "--prewarm_limit_s=600"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1700,
+         "--budget_s=1750", "--row_limit_s=1500", "--prewarm_limit_s=1500"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1850,
         env={**os.environ, "HOME": str(home), "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -47,7 +47,7 @@ def test_device_check_runs_every_kind_of_row_on_cpu(tmp_path):
         ("bfloat16", "synthetic"), ("float32", "synthetic"), ("bfloat16", "real, streamed")]
     for x in rows:
         assert x["status"] == "ok", x
-        assert x["result"]["config"] == "mfavbs/cifar10" and x["result"]["timed_steps"] == 2
+        assert x["result"]["config"].startswith("mfavbs/") and x["result"]["timed_steps"] == 2
     assert rows[2]["result"]["data"] == "real" and rows[2]["result"]["input_path"].startswith("stream")
     # Compiled first, in parallel: both dtypes, twice the batch, the real input's step and the largest batch.
     assert sorted(p["what"].split("/")[0] for p in report["prewarm"]) == ["max", "real", "synthetic", "synthetic",
