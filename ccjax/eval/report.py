@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from ccjax.eval.metrics import confusion_matrix, hungarian_match
-from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_json_atomic
+from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_figure, write_json_atomic
 
 
 def _pyplot():
@@ -80,7 +80,7 @@ def plot_confusion(path: str, y_true, y_pred, num_clusters: int, class_names: li
                   "classes; all in confusion.csv")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)
     return cm
 
@@ -121,7 +121,7 @@ def plot_clusters(path: str, probs: np.ndarray, read_images, per_cluster: int = 
     if len(drawn) < k:
         fig.suptitle(f"the largest {len(drawn)} of {k} clusters", fontsize=8)
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -151,7 +151,7 @@ def plot_curves(path: str, history: list[dict]) -> None:
         ax.set_title("clustering quality during training")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
