@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from ccjax.run.rundir import REPORT_DIR, write_json_atomic
+from ccjax.run.rundir import REPORT_DIR, write_figure, write_json_atomic
 
 WARN_NMI = 0.5  # a statistic explaining the clusters at least this well is flagged ...
 WARN_OVER_CHANCE = 0.3  # ... when it is also this far above the shuffled-cluster chance level
@@ -223,5 +223,5 @@ def write_nuisance(workdir: str, result: dict) -> None:
     ax.set_title("What do the clusters follow? (red: flagged)", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "nuisance.png"), dpi=110)
+    write_figure(fig, os.path.join(out, "nuisance.png"), dpi=110)
     plt.close(fig)

@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from ccjax.eval.metrics import confusion_matrix, hungarian_match
-from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_json_atomic
+from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_figure, write_json_atomic
 
 
 def _figure(width: float, height: float):
@@ -37,9 +37,7 @@ def _figure(width: float, height: float):
 
 def save_figure(fig, path: str, dpi: int = 110) -> None:
     """Writes `fig` as a PNG, atomically."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    write_figure(fig, path, dpi)
 
 
 def figure_texts(fig) -> list[str]:

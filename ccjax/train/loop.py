@@ -203,6 +203,11 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
                 runlog.scalars(done, last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
             if done % spe == 0:
+                # A save has until the end of the next epoch (it is normally done long before): a failed
+                # one stops the run here at the latest, on every process at the same step, before this
+                # epoch is logged; `check` above reports it as soon as it is known.
+                ckpt.wait()
+                best_ckpt.wait()
                 check_finite()
                 epoch = done // spe
                 means = _mean_metrics(acc_sums, acc_count)
