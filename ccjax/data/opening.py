@@ -145,6 +145,14 @@ def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
     return with_mask_noise(ds, dataset_cfg)  # MFAVBs-CC Sec. 4.7: a fixed black rectangle per image, when enabled
 
 
+def readable_bytes(n: float) -> str:
+    """'115 kB', '1.84 MB', '3.69 GB': three significant digits in the largest unit not above n."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"
+
+
 def host_memory_bytes() -> int:
     """Physical memory of this host."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -160,7 +168,7 @@ def choose_in_memory(dataset_cfg, decoded_bytes: int) -> tuple[bool, str]:
     from ccjax.config import in_memory_mode
 
     forced = in_memory_mode(cfg_field(dataset_cfg, "in_memory", "auto"))
-    size = f"{decoded_bytes / 1e9:.2f} GB decoded"
+    size = f"{readable_bytes(decoded_bytes)} decoded"
     if forced is not None:
         return forced, f"{size}; dataset.in_memory={'true' if forced else 'false'}"
     share, ram = float(cfg_field(dataset_cfg, "memory_share", 0.5)), host_memory_bytes()
