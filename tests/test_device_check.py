@@ -18,8 +18,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import device_check  # noqa: E402
-import device_wheels  # noqa: E402
+import device_check
+import device_wheels
 
 
 def test_predicted_max_batch_is_linear_in_the_batch():

@@ -20,7 +20,6 @@ import re
 import shutil
 import site
 import subprocess
-import sys
 import venv
 
 import nbclient  # the test extra: pip install -e '.[test]'

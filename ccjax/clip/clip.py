@@ -132,7 +132,6 @@ def flax_clip_classes():
                     "or run without the anchor: --config.anchor.enabled=False")
 
 
-
 def _looks_like_path(name: str) -> bool:
     """A local path rather than a hub name ('org/name')."""
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or os.path.isdir(os.path.expanduser(name))
