@@ -91,7 +91,8 @@ class Checkpointer:
         step = self._saving
         if step is not None and jax.process_index() == 0:
             _remove_temporary(self.directory, step)  # frees the space the partial write took
-        done = [s for s in self.all_steps() if s != step]
+        # From the disk: Orbax has already dropped the step a failed save would have replaced from its list.
+        done = [s for s in complete_steps(self.directory) if s != step]
         kept = f"the previous complete checkpoint (step {max(done)}) is kept" if done else "no complete checkpoint exists"
         full = any(getattr(x, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(x)
                    for x in _chain(e))
@@ -210,10 +211,12 @@ def _remove_temporary(directory: str, step: int) -> None:
 
 
 class _OrbaxFailureFilter(logging.Filter):
-    """Drops error records (message and traceback) about a folder a Checkpointer reports on: Orbax's
-    own (through absl's logger), and asyncio's "exception was never retrieved" for the write
-    coroutines Orbax left behind. A failed save there is one SaveFailed line, a damaged checkpoint
-    one warning line; every other record passes."""
+    """Drops the error records of a save or restore that a Checkpointer reports itself: Orbax's own
+    (logged through absl's logger, from Orbax's files), and asyncio's "exception was never
+    retrieved" for the write coroutines Orbax left behind (raised in Orbax's code, or naming a
+    checkpoint folder). Every such failure reaches `check`, `wait` or a restore, which report it
+    in one line (SaveFailed, or a warning that names the checkpoint set aside); all other records pass.
+    """
 
     def __init__(self):
         super().__init__()
@@ -222,10 +225,24 @@ class _OrbaxFailureFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
             return True
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            text += " " + " ".join(str(x) for x in _chain(record.exc_info[1]))
-        return not any(d in text for d in self.directories)
+        if _ORBAX_FILES in (record.pathname or ""):
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        text = record.getMessage() + " " + " ".join(str(x) for x in _chain(exc))
+        return not (any(d in text for d in self.directories) or _raised_in_orbax(exc))
+
+
+_ORBAX_FILES = f"{os.sep}orbax{os.sep}"
+
+
+def _raised_in_orbax(exc: BaseException | None) -> bool:
+    for e in _chain(exc):
+        tb = e.__traceback__
+        while tb is not None:
+            if _ORBAX_FILES in tb.tb_frame.f_code.co_filename:
+                return True
+            tb = tb.tb_next
+    return False
 
 
 _ORBAX_FILTER = _OrbaxFailureFilter()
@@ -268,6 +285,13 @@ def _check_no_empty_files(step_dir: str) -> None:
             path = os.path.join(root, name)
             if os.path.getsize(path) == 0:
                 raise ValueError(f"{os.path.relpath(path, step_dir)} is empty")
+
+
+def complete_steps(directory: str) -> list[int]:
+    """The steps of the finished checkpoints in `directory`, read from the disk."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory) if n.isdigit() and is_complete(os.path.join(directory, n)))
 
 
 def is_complete(step_dir: str) -> bool:
