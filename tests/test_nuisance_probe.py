@@ -97,7 +97,7 @@ def test_the_probe_is_silent_on_content_driven_clusters_even_when_the_labels_fol
 def test_a_cue_without_a_known_remedy_says_so():
     rng = np.random.default_rng(2)
     cue = rng.integers(0, 3, 400)
-    d = {"jpeg_quality": np.array([5.0, 40.0, 95.0])[cue][:, None], "texture": rng.normal(size=(400, 2))}
+    d = {"jpeg_quality": np.log2([5.0, 40.0, 95.0])[cue][:, None], "texture": rng.normal(size=(400, 2))}
     (w,) = nuisance.probe(cue, 3, d)["warnings"]
     assert "ccjax knows no setting that removes jpeg quality" in w and "retrain with" not in w
 
@@ -152,7 +152,7 @@ def test_source_cues_read_format_quality_size_and_subfolder(tmp_path):
         img.save(tmp_path / rel, **({"quality": q} if q else {}))
         files.append(rel)
     s = C.source_cues(str(tmp_path), files, subfolders_are_labels=False)
-    np.testing.assert_allclose(s["jpeg_quality"][:3, 0], [20, 90, 100], atol=3)  # PIL's own quality setting
+    np.testing.assert_allclose(2 ** s["jpeg_quality"][:3, 0], [20, 90, 100], atol=1)  # PIL's own quality setting
     np.testing.assert_array_equal(s["file_format"][:3], [[1, 0], [1, 0], [0, 1]])  # columns: jpg, png
     np.testing.assert_allclose(s["source_size"][:2], [[4, 3], [4, 4]])  # log2 of (16, 8) and (16, 16)
     np.testing.assert_allclose(s["aspect_ratio"][:2, 0], [-1, 0])

@@ -16,8 +16,8 @@ is, so that the shape or amount of the content leaks as little as possible:
   texture     luma spread and mean step of the background pixels (noise, patterns)
 
 and, for image folders, from the files (`source_cues`): source_size (log2 height and width),
-aspect_ratio (log2 width / height), file_format (one-hot), jpeg_quality (estimated from the
-quantisation table; 100 for lossless files) and subfolder (one-hot, when sub-folders are not
+aspect_ratio (log2 width / height), file_format (one-hot), jpeg_quality (log2 of the quality
+estimated from the quantisation table; 100 for lossless files) and subfolder (one-hot, when sub-folders are not
 the labels). Every family is a float array [n, d].
 """
 
@@ -167,7 +167,7 @@ def source_cues(root: str, files: list[str], subfolders_are_labels: bool) -> dic
     sizes[~ok] = np.median(sizes[ok], axis=0) if ok.any() else 0.0
     formats = np.array([os.path.splitext(f)[1].lower().lstrip(".").replace("jpeg", "jpg") or "none" for f in files])
     out = {"source_size": sizes, "aspect_ratio": sizes[:, 1:2] - sizes[:, 0:1],
-           "file_format": _one_hot(formats), "jpeg_quality": head[:, 2:3]}
+           "file_format": _one_hot(formats), "jpeg_quality": np.log2(head[:, 2:3])}
     depth = 2 if subfolders_are_labels else 1  # class/sub/x.png: 'sub' matters; flat/sub/x.png: 'sub'
     parts = [f.split(os.sep) for f in files]
     folders = np.array([os.path.join(*p[:depth]) if len(p) > depth else "" for p in parts])

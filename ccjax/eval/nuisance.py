@@ -46,7 +46,7 @@ REMEDIES: dict[str, tuple[str, str | None]] = {
     "colour": ("the colours of the ink or of the image",  # the "shape only" preset
                "--config.augment.always_gray=true --config.augment.standardize=true --config.augment.invert_p=0.5"),
     "border": ("the colour of the image's border (a frame, a margin, the background)", "--config.augment.border_p=0.5"),
-    "brightness": ("how bright the images are", "--config.augment.standardize=true"),
+    "brightness": ("how bright the images are", "--config.augment.standardize=true --config.augment.invert_p=0.5"),
     "contrast": ("the images' contrast", "--config.augment.standardize=true"),
     "polarity": ("whether the ink is lighter or darker than the background", "--config.augment.invert_p=0.5"),
     "saturation": ("how colourful the images are", "--config.augment.always_gray=true"),

@@ -29,7 +29,7 @@ FOLDS = 5
 MIN_GROUP = 3  # images a group needs to be scored: with fewer, a fold's training part may hold one per group
 MAX_CLASSES = 50  # groups scored (the largest); more make the fit slow and each group thin
 MAX_FIT = 6000  # images the classifier sees (cross-validated); the cost grows with it
-SHRINKAGE = 0.1  # of the pooled covariance towards its diagonal (a one-hot or near-constant column stays usable)
+SHRINKAGE = 0.01  # of the pooled covariance towards its diagonal (a one-hot or near-constant column stays usable)
 
 
 def chance_levels(y: np.ndarray) -> dict:
