@@ -2,7 +2,7 @@
 
 A cue is something that tells images apart without saying what they show. Each
 image is described by its *background* (the outer ring of pixels), its *ink*
-(the pixels that differ most from that background: at least half the largest
+(the pixels that differ most from that background: at least 3/4 of the largest
 luma difference) and its dominant (median) colour, never by how much ink there
 is, so that the shape or amount of the content leaks as little as possible:
 
@@ -12,8 +12,9 @@ is, so that the shape or amount of the content leaks as little as possible:
   contrast    |ink luma - border luma|
   polarity    whether the ink is lighter (1) or darker (-1) than the border (0: no contrast)
   saturation  saturation of the ink and of the border colour                                     (RGB only)
-  sharpness   the steepest and the top-5% luma steps, over the contrast (blur, resampling, JPEG)
-  texture     luma spread and mean step of the background pixels (noise, patterns)
+  sharpness   the steepest 1-pixel luma step over the contrast and over the steepest 2-pixel step
+              (blur, resampling, JPEG: an edge's profile, not how many edges there are)
+  texture     luma spread and mean step of the background away from the ink (noise, patterns)
 
 and, for image folders, from the files (`source_cues`): source_size (log2 height and width),
 aspect_ratio (log2 width / height), file_format (one-hot), jpeg_quality (log2 of the quality
@@ -46,6 +47,20 @@ def _saturation(rgb: np.ndarray) -> np.ndarray:
     return np.where(hi > 0, (hi - lo) / np.maximum(hi, 1e-6), 0.0)
 
 
+def _steps(luma: np.ndarray, gap: int) -> np.ndarray:
+    """[n, H, W] -> [n, H - gap, W - gap]: the larger of the vertical and horizontal luma steps over `gap` pixels."""
+    h, w = luma.shape[1:]
+    dy = np.abs(luma[:, gap:, :w - gap] - luma[:, :h - gap, :w - gap])
+    dx = np.abs(luma[:, :h - gap, gap:] - luma[:, :h - gap, :w - gap])
+    return np.maximum(dx, dy)
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[n, ...] means over the True entries of mask (0 where none)."""
+    axes = tuple(range(1, values.ndim))
+    return (values * mask).sum(axes) / np.maximum(mask.sum(axes), 1)
+
+
 def pixel_cues(images: np.ndarray) -> dict[str, np.ndarray]:
     """uint8 [n, H, W, C] (C = 1 or 3) -> {family: float32 [n, d]}; colour and saturation only for C = 3."""
     x = images.astype(np.float32) / 255.0  # [n, H, W, C]
@@ -56,31 +71,36 @@ def pixel_cues(images: np.ndarray) -> dict[str, np.ndarray]:
     border = x[:, ring].mean(1)  # [n, C]
     border_luma = luma[:, ring].mean(1)  # [n]
     diff = np.abs(luma - border_luma[:, None, None])  # [n, H, W]
-    top = diff.reshape(n, -1).max(1)  # [n]
-    ink_mask = diff >= 0.5 * top[:, None, None]  # never empty: the largest difference is in it
+    top = diff.reshape(n, -1).max(1)[:, None, None]  # [n, 1, 1]
+    ink_mask = diff >= 0.75 * top  # never empty; 0.75: edge pixels that are mostly background stay out
     ink = (x * ink_mask[..., None]).sum((1, 2)) / ink_mask.sum((1, 2))[:, None]  # [n, C]
     ink_luma = ink[:, 0] if c == 1 else ink @ _GRAY
     median = np.median(x.reshape(n, -1, c), axis=1)  # [n, C]
     median_luma = median[:, 0] if c == 1 else median @ _GRAY
     step = ink_luma - border_luma
     contrast = np.abs(step)
-    dy = np.abs(np.diff(luma, axis=1))[:, :, :-1]  # [n, H-1, W-1]
-    dx = np.abs(np.diff(luma, axis=2))[:, :-1, :]
-    grad = np.maximum(dx, dy).reshape(n, -1)
-    k = max(1, grad.shape[1] // 20)
-    top_grad = np.partition(grad, grad.shape[1] - k, axis=1)[:, -k:].mean(1)
-    background = (diff < 0.25 * top[:, None, None]) | (top[:, None, None] < _EPS)  # [n, H, W]
-    bg_count = np.maximum(background.sum((1, 2)), 1)
-    bg_mean = (luma * background).sum((1, 2)) / bg_count
-    bg_spread = np.sqrt(np.maximum((luma**2 * background).sum((1, 2)) / bg_count - bg_mean**2, 0.0))
-    bg_step = (grad.reshape(n, h - 1, w - 1) * background[:, :-1, :-1]).sum((1, 2)) / bg_count if h > 1 and w > 1 \
-        else np.zeros(n, np.float32)
+    # Background: far from the ink, and so are its 4 neighbours (no antialiased edge of the content in it).
+    bg = (diff < 0.25 * top) | (top < _EPS)
+    core = bg.copy()
+    core[:, 1:] &= bg[:, :-1]
+    core[:, :-1] &= bg[:, 1:]
+    core[:, :, 1:] &= bg[:, :, :-1]
+    core[:, :, :-1] &= bg[:, :, 1:]
+    bg_mean = _masked_mean(luma, core)
+    bg_spread = np.sqrt(np.maximum(_masked_mean(luma**2, core) - bg_mean**2, 0.0))
+    one = _steps(luma, 1) if min(h, w) > 1 else np.zeros((n, 1, 1), np.float32)
+    two = _steps(luma, 2) if min(h, w) > 2 else one
+    bg_step = _masked_mean(one, core[:, :one.shape[1], :one.shape[2]])
+    steepest = one.reshape(n, -1).max(1)
     out = {
         "border": border,
         "brightness": np.stack([ink_luma, median_luma], 1),
         "contrast": contrast[:, None],
         "polarity": np.where(contrast >= _EPS, np.sign(step), 0.0)[:, None],
-        "sharpness": np.stack([grad.max(1), top_grad], 1) / np.maximum(contrast, _EPS)[:, None],
+        # the steepest 1-pixel step over the contrast, and over the steepest 2-pixel step (an edge's profile,
+        # whatever the content's shape: 1 for a sharp edge, lower the wider the blur)
+        "sharpness": np.stack([steepest / np.maximum(contrast, _EPS),
+                               steepest / np.maximum(two.reshape(n, -1).max(1), _EPS)], 1),
         "texture": np.stack([bg_spread, bg_step], 1),
     }
     if c == 3:
