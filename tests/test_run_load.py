@@ -64,8 +64,10 @@ def test_evaluate_and_predict_build_no_optimiser_and_reproduce_training(digits_r
     shutil.copytree(digits_run, workdir)  # evaluation rewrites the report
     with open(os.path.join(digits_run, "metrics.json")) as f:
         trained_metrics = json.load(f)
-    monkeypatch.setattr(build, "make_optimizer", forbidden)
-    monkeypatch.setattr(build, "TrainBatches", forbidden)
+    from ccjax.train import loop, state
+
+    monkeypatch.setattr(state, "make_optimizer", forbidden)
+    monkeypatch.setattr(loop, "TrainBatches", forbidden)
 
     result = evaluate_workdir(workdir, progress=False)
     for k in ("acc", "nmi", "ari", "step"):

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from ccjax.config import LR_SCHEDULES
 from ccjax.models import build_model
 from ccjax.runtime.mesh import replicated
 
