@@ -4,8 +4,7 @@ every command. `python -m ccjax.<module>` runs the same command (ccjax/main.py i
     python -m ccjax train --config=configs/cc_digits.py
     python -m ccjax evaluate --help
 
-Each command is a module with a `main()` that parses sys.argv (ccjax/main.py for train, ccjax/cli/ for the
-others); this module only picks it.
+Each command is a module in ccjax/cli/ with a `main()` that parses sys.argv; this module only picks it.
 """
 
 from __future__ import annotations
@@ -16,13 +15,15 @@ import sys
 
 # name -> (module with main(), what it is for). Add a command here and in ccjax/cli/.
 COMMANDS = {
-    "train": ("ccjax.main", "train a config and evaluate it (resumes from the workdir's newest checkpoint)"),
+    "train": ("ccjax.cli.train", "train a config and evaluate it (resumes from the workdir's newest checkpoint)"),
     "evaluate": ("ccjax.cli.evaluate", "re-evaluate a run and rewrite its report, or --suggest_k=LO:HI"),
     "predict": ("ccjax.cli.predict", "assign new images to a trained run's clusters; writes a CSV"),
     "prepare": ("ccjax.cli.prepare", "download and prepare a dataset once (docs/datasets.md)"),
     "anchors": ("ccjax.cli.anchors", "compute and cache a dataset's frozen CLIP embeddings (MFAVBs-CC)"),
     "attention": ("ccjax.cli.attention", "draw a ViT run's attention over an image's patches"),
     "bench": ("ccjax.cli.bench", "time the real train step: images/s, FLOPs, MFU, memory"),
+    "tables": ("ccjax.cli.tables", "collect reproduce.sh's runs into a paper's table, beside the paper's numbers"),
+    "explain": ("ccjax.cli.explain", "where runs look (Grad-CAM, ViT attention) on the same images, side by side"),
 }
 
 

@@ -13,6 +13,7 @@ from ml_collections.config_dict import placeholder
 
 from ccjax.augment import AugmentParams
 from ccjax.augment.config import AUGMENT_FIELDS, augment_config, augment_overrides_config, view_augment_config
+from ccjax.data.masking import mask_noise_of
 from ccjax.errors import UserError
 from ccjax.methods import METHODS, check_method_config
 from ccjax.models import check_model_config
@@ -54,6 +55,13 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.dataset.memory_share = 0.5
     c.dataset.stream_workers = -1  # grain worker processes; -1 = one per core (at most 8); 0 = a thread
     c.dataset.stream_buffer = 2  # batches each worker reads ahead
+    # MFAVBs-CC Sec. 4.7 / Table 7: one black rectangle of min-max of each image's area before
+    # augmentation, fixed per example by (seed, index): ccjax/data/masking.py, docs/mfavbs.md.
+    c.dataset.mask_noise = ml_collections.ConfigDict()
+    c.dataset.mask_noise.enabled = False
+    c.dataset.mask_noise.min_fraction = 0.3
+    c.dataset.mask_noise.max_fraction = 0.5
+    c.dataset.mask_noise.seed = 0
 
     c.model = ml_collections.ConfigDict()
     c.model.backbone = "resnet34"  # resnet18 | resnet34 | resnet50 | convnet | vit
@@ -166,6 +174,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.bench.data not in BENCH_DATA:
         raise UserError(f"unknown bench.data {config.bench.data!r}; set --config.bench.data to one of {', '.join(BENCH_DATA)}")
     in_memory_mode(config.dataset.get("in_memory", "auto"))
+    mask_noise_of(config.dataset)  # the masked-noise fractions (MFAVBs-CC Sec. 4.7)
     for view in (1, 2):
         AugmentParams.from_config(view_augment_config(config, view))
     check_model_config(config)

@@ -4,7 +4,7 @@ Needs no download. A small ConvNet (width 48) on 12x12 crops (random resized
 crops of the 8x8 images, area 30-100%) with on-device brightness/contrast
 jitter and Gaussian noise, Adam at 3e-3 after a 10-epoch linear warm-up (without
 it, one seed in three locked into mixed clusters early); sized to finish in
-about 4 minutes on 2 CPU cores. Measured figures: docs/results.md.
+about 3.5 minutes on 2 CPU cores. Measured figures: docs/results.md.
 `python -m ccjax.main --config=configs/cc_digits.py`
 """
 

@@ -7,7 +7,8 @@
 # which ccjax.runtime.distributed passes to jax.distributed.initialize. On CPU,
 # DEVICES_PER_PROCESS fake devices are made per process (JAX_NUM_CPU_DEVICES);
 # on a GPU machine set CUDA_VISIBLE_DEVICES per process yourself or use one
-# process for all local GPUs. Output of process i goes to stdout prefixed [i].
+# process for all local GPUs. Output of process i goes to stdout prefixed [i],
+# without Gloo's "[Gloo] Rank i is connected to ..." lines (CCJAX_VERBOSE=1 keeps them).
 # If one process fails, the others are stopped and the exit code is non-zero.
 set -euo pipefail
 
@@ -22,6 +23,8 @@ if [[ $1 != "--" ]]; then devs=$1; shift; fi
 shift
 
 port=${CCJAX_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+quiet='/^\[Gloo\] Rank [0-9]* is connected to /d'  # the CPU collectives' start-up chatter
+[[ ${CCJAX_VERBOSE:-0} == 1 ]] && quiet=''
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; }
 trap cleanup INT TERM
@@ -31,7 +34,7 @@ for ((i = 0; i < nproc_; i++)); do
     export CCJAX_COORDINATOR="127.0.0.1:${port}" CCJAX_NUM_PROCESSES="$nproc_" CCJAX_PROCESS_ID="$i"
     [[ -n $devs ]] && export JAX_NUM_CPU_DEVICES="$devs"
     exec "$@"
-  ) > >(sed -u "s/^/[$i] /") 2>&1 &
+  ) > >(sed -u -e "${quiet}" -e "s/^/[$i] /") 2>&1 &
   pids+=($!)
 done
 

@@ -10,13 +10,19 @@
 #   mfavbs-table4   MFAVBs-CC Table 4: VTCC, MethodA (no CLIP), MethodB (CLIP, no fusion), MFAVBs-CC
 #   mfavbs-depth    MFAVBs-CC Sec. 4.6.1 / Fig. 5: depth 2, 4, 6, 8, 10 (one FAVB per two blocks), remote-sensing sets
 #   mfavbs-favbs    MFAVBs-CC Sec. 4.6.2 / Fig. 6: N = 0..4 FAVBs at depth 8, remote-sensing sets
+#   mfavbs-table7   MFAVBs-CC Sec. 4.7 / Table 7: MFAVBs-CC on the clean and on the masked-noise sets
+#   mfavbs-table5   MFAVBs-CC Sec. 4.5 / Table 5: FLOPs and peak memory of a VTCC and a MFAVBs-CC step (ccjax.bench)
+#   mfavbs-table6   MFAVBs-CC Table 6: time per epoch of VTCC and MFAVBs-CC on the seven sets (ccjax.bench)
 #   all             every table above
-# Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers.
+# Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers,
+# and `python -m ccjax.tables runs/<table>` puts the finished runs beside them (mean ± std over seeds).
+# The cost tables (5, 6) write one benchmark JSON per row: runs/<table>/<row>/<dataset>.json.
 # The datasets must be prepared first (python -m ccjax.prepare --dataset=...; see docs/datasets.md).
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
+[[ $1 == -h || $1 == --help ]] && { usage; exit 0; }
 table=$1; shift
 run=0; seeds=1; extra=""
 for a in "$@"; do
@@ -85,6 +91,25 @@ table_favbs() {
   done
 }
 
+bench() {  # bench TABLE ROW DATASET CONFIG: one `ccjax.bench` at the config's (the paper's) settings
+  local out="runs/$1/$2/$3.json"
+  local cmd="mkdir -p runs/$1/$2 && python -m ccjax.bench --config=configs/$4.py --json=${out} ${extra}"
+  echo "${cmd}"
+  if [[ $run == 1 ]]; then eval "${cmd}"; fi
+}
+
+# Sec. 4.5: batch 128, 224x224, ViT-small (E 512, 8 blocks, 8 heads), T = 198 (396 fused): the configs'.
+# Table 5's memory does not depend on the dataset (every set is cropped to 224); Table 6 per dataset.
+table_mfavbs5() { for m in vtcc mfavbs; do bench mfavbs-table5 "$m" cifar10 "${m}_cifar10"; done; }
+table_mfavbs6() { for ds in $MFAVBS_SETS; do for m in vtcc mfavbs; do bench mfavbs-table6 "$m" "$ds" "${m}_${ds}"; done; done; }
+
+table_mfavbs7() {
+  for ds in $RS_SETS; do
+    emit mfavbs-table7 mfavbs "$ds" "mfavbs_${ds}"
+    emit mfavbs-table7 masked "$ds" "mfavbs_${ds}" --config.dataset.mask_noise.enabled=True
+  done
+}
+
 case $table in
   gecc-table2) table_gecc2 ;;
   gecc-table3) table_gecc3 ;;
@@ -92,6 +117,10 @@ case $table in
   mfavbs-table4) table_mfavbs4 ;;
   mfavbs-depth) table_depth ;;
   mfavbs-favbs) table_favbs ;;
-  all) table_gecc2; table_gecc3; table_mfavbs2; table_mfavbs4; table_depth; table_favbs ;;
+  mfavbs-table7) table_mfavbs7 ;;
+  mfavbs-table5) table_mfavbs5 ;;
+  mfavbs-table6) table_mfavbs6 ;;
+  all) table_gecc2; table_gecc3; table_mfavbs2; table_mfavbs4; table_depth; table_favbs; table_mfavbs7
+       table_mfavbs5; table_mfavbs6 ;;
   *) echo "reproduce.sh: unknown table '$table'" >&2; usage >&2; exit 2 ;;
 esac

@@ -335,6 +335,81 @@ def test_solarize_and_noise():
     assert abs(d.std() - 0.1) < 0.005 and abs(d.mean()) < 0.005
 
 
+# --- remedies for content-free cues: inversion, frames, standardisation, always gray ----------
+
+
+def np_border(x, width, colour):
+    """numpy transcription: the outer `width` rows and columns of x [S, S, C] set to colour [C]."""
+    out = x.copy()
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
+    return out
+
+
+def np_standardize(x):
+    return (x - x.mean()) / max(x.std(), 1.0 / np.sqrt(x.size))
+
+
+def test_paint_border_and_standardize_match_numpy():
+    x = np.random.default_rng(9).uniform(size=(7, 7, 3)).astype(np.float32)
+    colour = np.array([0.1, 0.9, 0.4], np.float32)
+    for width in (1, 2, 3):
+        np.testing.assert_allclose(A.paint_border(x, width, colour), np_border(x, width, colour), atol=0)
+    np.testing.assert_allclose(A.standardize(x), np_standardize(x.astype(np.float64)), atol=1e-5)
+    flat = np.full((4, 4, 1), 0.3, np.float32)  # constant: the guard keeps it finite (all zeros)
+    np.testing.assert_array_equal(A.standardize(flat), np.zeros_like(flat))
+    np.testing.assert_allclose(A.invert(x), 1.0 - x, atol=1e-7)
+
+
+def test_inversion_leaves_the_other_steps_randomness_unchanged():
+    x = images(64, 10, 10, 3, seed=10)
+    common = dict(image_size=8, crop_scale=(0.3, 1.0), flip_p=0.5, jitter_p=0.8, grayscale_p=0.3)
+    plain = np.asarray(run(x, jax.random.key(2), cfg(**common)))
+    always = np.asarray(run(x, jax.random.key(2), cfg(**common, invert_p=1.0)))
+    np.testing.assert_allclose(always, 1.0 - plain, atol=1e-5)  # same crops, flips, jitter: only inverted
+    half = np.asarray(run(x, jax.random.key(2), cfg(**common, invert_p=0.5)))
+    inverted = np.all(np.abs(half - always) < 1e-5, axis=(1, 2, 3))
+    kept = np.all(np.abs(half - plain) < 1e-5, axis=(1, 2, 3))
+    assert (inverted ^ kept).all() and 0.25 < inverted.mean() < 0.75
+
+
+def test_random_frames_have_one_colour_and_a_width_in_range():
+    side, widest = 8, 2  # border_width 0.25 of 8 pixels
+    x = jnp.broadcast_to(images(1, side, side, 3, seed=11), (300, side, side, 3))
+    ref = np.asarray(evaluate(x[:1], cfg(image_size=side)))[0]
+    out = np.asarray(run(x, jax.random.key(3), cfg(image_size=side, border_p=0.5, border_width=0.25)))
+    widths = []
+    for o in out:
+        if np.allclose(o, ref, atol=1e-6):
+            widths.append(0)
+            continue
+        colour = o[0, 0]
+        width = next(w for w in range(widest, 0, -1) if np.allclose(o, np_border(ref, w, colour), atol=1e-6))
+        assert np.allclose(o, np_border(ref, width, colour), atol=1e-6)
+        widths.append(width)
+    widths = np.array(widths)
+    framed = widths > 0
+    assert abs(framed.mean() - 0.5) < 4 * math.sqrt(0.25 / 300)
+    assert set(widths[framed].tolist()) == {1, 2}  # every width from 1 to round(0.25 * 8), no wider
+    colours = out[framed][:, 0, 0]  # uniform in [0, 1]^3
+    assert colours.min() >= 0 and colours.max() <= 1 and abs(colours.mean() - 0.5) < 0.06
+
+
+def test_always_gray_and_standardize_apply_to_views_and_to_the_evaluation_input():
+    x = jnp.asarray(np.random.default_rng(12).integers(0, 2, (16, 9, 9, 3)) * 255, jnp.uint8)  # std > the guard
+    c = cfg(image_size=6, crop_scale=(0.5, 1.0), jitter_p=1.0, always_gray=True, standardize=True,
+            mean=MEAN, std=STD)
+    view = np.asarray(run(x, jax.random.key(4), c)) * STD + MEAN  # undo the dataset normalisation
+    ev = np.asarray(_eval(x, A.AugmentParams.from_config(c))) * STD + MEAN
+    plain = np.asarray(evaluate(x, cfg(image_size=6)))  # [0, 1], colour
+    for out in (view, ev):
+        np.testing.assert_allclose(out, np.repeat(out[..., :1], 3, -1), atol=1e-5)  # gray
+        np.testing.assert_allclose(out.mean((1, 2, 3)), 0.0, atol=1e-5)
+        np.testing.assert_allclose(out.std((1, 2, 3)), 1.0, atol=1e-4)
+    for i in range(3):
+        want = np_standardize(np.repeat(np_gray(plain[i].astype(np.float64))[..., None], 3, -1))
+        np.testing.assert_allclose(ev[i], want, atol=1e-4)
+
+
 # --- sharding, config, description ---------------------------------------------------
 
 
@@ -359,6 +434,12 @@ def test_config_checks_and_description():
         A.AugmentParams.from_config(augment_config(jitter_p=None))
     with pytest.raises(UserError):
         A.AugmentParams.from_config(augment_config(mean=(0.1, 0.2)))
+    with pytest.raises(UserError, match="invert_p"):
+        A.AugmentParams.from_config(augment_config(invert_p=1.5))
+    with pytest.raises(UserError, match="border_width"):
+        A.AugmentParams.from_config(augment_config(border_p=0.5, border_width=0.7))
+    with pytest.raises(UserError, match="always_gray"):
+        A.AugmentParams.from_config(augment_config(always_gray="yes"))
     with pytest.raises(UserError):
         A.preprocess_eval(images(1, 4, 4, 3).astype(jnp.float32), augment_config())
     with pytest.raises(UserError):
@@ -369,3 +450,5 @@ def test_config_checks_and_description():
     assert d.startswith("crop224 scale(0.08,1)") and "jitter p=0.8 b=0.4 c=0.4 s=0.4 h=0.1" in d
     assert "blur p=0.5 sigma(0.1,2) k=23" in d and "solarize" not in d and "noise" not in d
     assert A.describe(cfg(image_size=32)) == "crop32 scale(1,1) ratio(1,1) | normalise mean(0,0,0) std(1,1,1)"
+    d = A.describe(cfg(image_size=32, always_gray=True, invert_p=0.5, border_p=0.5, standardize=True))
+    assert "always gray | invert p=0.5 | border p=0.5 width<=8 | standardize | normalise" in d

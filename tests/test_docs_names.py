@@ -49,5 +49,5 @@ def test_named_paths_and_modules_exist():
 
 def test_every_command_runs_as_a_module():
     """`python -m ccjax.<command>` resolves for every command the README lists."""
-    for cmd in ("main", "evaluate", "predict", "prepare", "anchors", "attention", "bench"):
+    for cmd in ("main", "evaluate", "predict", "prepare", "anchors", "attention", "bench", "tables", "explain"):
         assert importlib.util.find_spec(f"ccjax.{cmd}") is not None, cmd

@@ -71,12 +71,11 @@ def test_cc_images_without_colour_augmentation_is_warned_that_its_clusters_follo
     result = train_and_evaluate(config, str(tmp_path / "run"))
     with open(tmp_path / "run" / "report" / "nuisance.json") as f:
         report = json.load(f)
-    colour = report["statistics"]["colour"]
-    assert colour["flagged"] and colour["nmi"] >= nuisance.WARN_NMI, report
-    assert colour["nmi"] > 2 * report["labels"]["nmi"]  # the shapes (labels) explain far less
-    assert report["statistics"]["file_format"]["nmi"] == 0.0  # all PNG: no information
-    (warning,) = [w for w in result["nuisance_warnings"] if "colours" in w]
-    assert "--config.augment.jitter_p=0.8" in warning and "--config.augment.grayscale_p=0.2" in warning
+    assert report["beyond_labels"]["score"] >= nuisance.WARN_BEYOND_LABELS, report
+    assert "colour" in report["named"] and report["clusters"]["families"]["colour"]["alone"] > 0.5
+    assert "file_format" not in report["clusters"]["families"]  # all PNG: no information, left out
+    (warning,) = result["nuisance_warnings"]
+    assert "--config.augment.always_gray=true" in warning and "--config.augment.invert_p=0.5" in warning
     check_real_plot(str(tmp_path / "run" / "report" / "nuisance.png"), min_width=300, min_height=200)
 
 
@@ -89,7 +88,8 @@ def test_gecc_images_on_a_flat_unlabelled_folder(shapes, tmp_path):
     assert result["num_examples"] == len(flat) and result["num_clusters"] == 4 and "acc" not in result
     with open(tmp_path / "run" / "report" / "nuisance.json") as f:
         report = json.load(f)
-    assert report["labels"] is None and "colour" in report["statistics"]
+    assert report["labels"] is None and report["beyond_labels"] is None
+    assert "colour" in report["clusters"]["families"]
 
 
 def test_a_flat_folder_without_k_is_one_line(shapes, tmp_path):
@@ -121,33 +121,36 @@ def test_mfavbs_images_with_the_tiny_local_clip(shapes, tmp_path):
 # ----------------------------------------------------------------------------- the probe, on known answers
 
 
-def _shape_stats(items):
-    """The probe's image statistics for the generated files (read as the dataset stores them)."""
+def _shape_cues(items):
+    """The probe's cues for the generated files (read as the dataset stores them)."""
     from PIL import Image
 
     from ccjax.data.dataset import ImageDataset
+    from ccjax.eval.cues import image_cues
 
     images = np.stack([np.asarray(Image.open(p)) for p, _, _ in items])
-    return nuisance.image_statistics(ImageDataset("shapes", images, None, None), np.arange(len(items)))
+    return image_cues(ImageDataset("shapes", images, None, None), np.arange(len(items)))
 
 
-def test_probe_flags_the_statistic_the_clusters_follow_and_nothing_else(shapes):
+def test_probe_on_real_pixels_names_the_cue_the_clusters_follow_and_nothing_else(shapes):
     _, labelled, _ = shapes
-    stats = _shape_stats(labelled)
+    cues = _shape_cues(labelled)
     colour = np.array([c for _, _, c in labelled])
     shape = np.array([SHAPES.index(s) for _, s, _ in labelled])
-    by_colour = nuisance.probe(colour, len(PALETTE), stats, labels=shape)
-    assert by_colour["statistics"]["colour"]["flagged"] and by_colour["statistics"]["colour"]["nmi"] > 0.8
-    assert by_colour["labels"]["nmi"] < 0.1 and len(by_colour["warnings"]) >= 1
-    by_shape = nuisance.probe(shape, len(SHAPES), stats, labels=shape)
-    assert by_shape["labels"]["nmi"] == pytest.approx(1.0)
-    assert not by_shape["statistics"]["colour"]["flagged"] and by_shape["statistics"]["colour"]["nmi"] < 0.2
-    shuffled = nuisance.probe(np.random.default_rng(0).permutation(colour), 4, stats)
-    assert not shuffled["warnings"] and all(v["nmi"] < 0.1 for v in shuffled["statistics"].values())
+    by_colour = nuisance.probe(colour, len(PALETTE), cues, labels=shape)
+    assert by_colour["named"][0] == "colour" and by_colour["clusters"]["score"] > 0.9
+    assert by_colour["labels"]["nmi"] < 0.1 and len(by_colour["warnings"]) == 1
+    by_shape = nuisance.probe(shape, len(SHAPES), cues, labels=shape)
+    assert by_shape["labels"]["nmi"] == pytest.approx(1.0) and not by_shape["warnings"]
+    assert by_shape["beyond_labels"]["score"] < 0.1
+    shuffled = nuisance.probe(np.random.default_rng(0).permutation(colour), 4, cues)
+    assert not shuffled["warnings"] and abs(shuffled["clusters"]["score"]) < 0.15
 
 
 def test_probe_reads_file_format_and_subfolder_from_the_source_files(tmp_path):
     from PIL import Image
+
+    from ccjax.eval.cues import source_cues
 
     files = []
     for i in range(40):
@@ -156,13 +159,13 @@ def test_probe_reads_file_format_and_subfolder_from_the_source_files(tmp_path):
         rel = os.path.join(sub, f"{i}.{fmt}")
         Image.fromarray(np.full((8 + i % 3, 8, 3), 100, np.uint8)).save(tmp_path / rel)
         files.append(rel)
-    stats = nuisance.source_statistics(str(tmp_path), files, subfolders_are_labels=False)
-    pred = np.array([i % 2 for i in range(40)])
-    result = nuisance.probe(pred, 2, stats)
-    assert result["statistics"]["file_format"]["nmi"] == pytest.approx(1.0)
-    assert result["statistics"]["subfolder"]["nmi"] == pytest.approx(1.0)
-    assert any("file format" in w for w in result["warnings"]) and any("sub-folder" in w for w in result["warnings"])
-    assert result["statistics"]["source_size"]["nmi"] < 0.5  # heights 8-10 cycle in threes: unrelated
+    cues = source_cues(str(tmp_path), files, subfolders_are_labels=False)
+    result = nuisance.probe(np.array([i % 2 for i in range(40)]), 2, cues)
+    fam = result["clusters"]["families"]
+    assert fam["file_format"]["alone"] == pytest.approx(1.0) and fam["subfolder"]["alone"] == pytest.approx(1.0)
+    assert abs(fam["source_size"]["alone"]) < 0.3  # heights 8-10 cycle in threes: unrelated
+    (warning,) = result["warnings"]
+    assert "ccjax knows no setting that removes" in warning and "file format" in warning
 
 
 # ----------------------------------------------------------------------------- choosing K

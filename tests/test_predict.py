@@ -68,7 +68,8 @@ def test_predict_folder_skips_unreadable_files(run, tmp_path):
     workdir, _ = run
     names = write_mixed_folder(tmp_path / "images")
     out = tmp_path / "pred.csv"
-    r = predict(f"--workdir={workdir}", f"--out={out}", str(tmp_path / "images"))
+    out.write_text("an older output")
+    r = predict(f"--workdir={workdir}", f"--out={out}", "--overwrite", str(tmp_path / "images"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
     assert not [l for l in r.stderr.splitlines() if re.match(r"I\d{4} ", l)], r.stderr  # no INFO logging
@@ -77,15 +78,26 @@ def test_predict_folder_skips_unreadable_files(run, tmp_path):
     assert "notes.txt" not in r.stderr + r.stdout
     assert "assigned 2 images (3 unreadable, skipped) to 10 clusters" in r.stdout, r.stdout
 
+    # The 24x20 colour JPEG is unlike the 8x8 grayscale digits: one warning line; the gray 8x8 PNG is not.
+    warnings = [l for l in r.stderr.splitlines() if l.startswith("ccjax: warning:")]
+    assert warnings == ["ccjax: warning: 1 of 2 images are unlike the run's training images (8x8 grayscale; "
+                        "e.g. colour.jpg is in colour (RGB) and 20x24): each is converted to 8x8 grayscale, so "
+                        "its cluster may say little about it"], r.stderr
+
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [os.path.basename(r["file"]) for r in rows] == names["ok"]
+    with open(os.path.join(workdir, "report", "assignments.csv"), newline="") as f:
+        assignment_columns = next(csv.reader(f))
+    assert list(rows[0]) == ["id", "cluster", "probability", "low_confidence"]
+    assert list(rows[0])[:3] == assignment_columns[:3]  # the same names as the report's assignments
+    assert [os.path.basename(r["id"]) for r in rows] == names["ok"]
     for row in rows:
         assert 0 <= int(row["cluster"]) < 10 and 0.1 - 1e-6 <= float(row["probability"]) <= 1.0
+        assert row["low_confidence"] == ("yes" if float(row["probability"]) < 0.19 else "no")
 
     # The stored pixels of example 5 get example 5's cluster and probability from the run's report.
     ref = read_assignments(os.path.join(workdir, "report", "assignments.csv"))[EXAMPLE]
-    gray = next(r for r in rows if r["file"].endswith("gray.png"))
+    gray = next(r for r in rows if r["id"].endswith("gray.png"))
     assert int(gray["cluster"]) == int(ref["cluster"])
     assert float(gray["probability"]) == pytest.approx(float(ref["probability"]), abs=2e-5)
 
@@ -117,3 +129,45 @@ def test_predict_out_folder_must_exist(run, tmp_path):
     lines = error_lines(r.stderr)
     assert len(lines) == 1 and "its folder does not exist" in lines[0], r.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_predict_keeps_an_existing_output_without_overwrite(run, tmp_path):
+    workdir, _ = run
+    image = tmp_path / "x.png"
+    Image.fromarray(digit_image(EXAMPLE)[..., 0], mode="L").save(image)
+    out = tmp_path / "p.csv"
+    out.write_text("earlier predictions")
+    r = predict(f"--workdir={workdir}", f"--out={out}", str(image), timeout=120)
+    assert r.returncode == 2
+    assert error_lines(r.stderr) == [f"ccjax: error: {out} exists; pass --overwrite to replace it, or "
+                                     "--out=<another file>"], r.stderr
+    assert out.read_text() == "earlier predictions"
+
+
+@pytest.mark.parametrize("k, top, low", [(10, 0.189, True), (10, 0.191, False), (2, 0.54, True), (2, 0.56, False),
+                                         (100, 0.108, True), (100, 0.11, False)])
+def test_low_confidence_is_a_top_probability_near_one_over_k(k, top, low):
+    """By hand: the threshold is 1/K + 0.1 (1 - 1/K): 0.19 for K = 10, 0.55 for K = 2, 0.1090 for K = 100."""
+    from ccjax.eval.predict import low_confidence
+
+    probs = np.full((1, k), (1 - top) / (k - 1))
+    probs[0, 0] = top
+    assert low_confidence(probs).tolist() == [low]
+
+
+def test_format_warning_names_colour_and_size_differences(tmp_path):
+    from ccjax.eval.predict import format_warning
+
+    Image.new("RGBA", (300, 300), (200, 10, 10, 128)).save(tmp_path / "photo.png")
+    Image.new("L", (8, 8), 40).save(tmp_path / "digit.png")
+    Image.new("L", (300, 300), 40).save(tmp_path / "big_gray.png")
+    files = [str(tmp_path / n) for n in ("photo.png", "digit.png", "big_gray.png")]
+    line = format_warning(files, (8, 8, 1), "digits")
+    assert line.startswith("ccjax: warning: 2 of 3 images are unlike the run's training images (8x8 grayscale; "
+                           "e.g. photo.png is in colour (RGBA) and 300x300)"), line
+    assert format_warning(files[1:2], (8, 8, 1), "digits") is None
+    # A folder run's images were resized when prepared: only the colour counts.
+    assert "1 of 3" in format_warning(files, (96, 96, 1), "folder:/data/x")
+    assert format_warning(files[1:], (96, 96, 3), "folder:/data/x").startswith(
+        "ccjax: warning: 2 of 2 images are unlike the run's training images (96x96 RGB; "
+        "e.g. digit.png is grayscale (L))")

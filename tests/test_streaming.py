@@ -199,20 +199,22 @@ def test_preparation_writes_shard_by_shard_in_file_order(tmp_path, monkeypatch):
         np.testing.assert_array_equal(ds.read(np.array([i]))["image"][0], np.asarray(Image.open(kept[i])))
 
 
-def test_the_nuisance_statistics_of_a_streamed_dataset_equal_the_in_memory_ones(monkeypatch):
-    from ccjax.eval import nuisance
+def test_the_nuisance_cues_of_a_streamed_dataset_equal_the_in_memory_ones(monkeypatch):
+    from ccjax.eval import cues
 
-    monkeypatch.setattr(nuisance, "_CHUNK", 64)  # 4 chunks, read by 2 workers, reassembled in order
+    monkeypatch.setattr(cues, "_CHUNK", 64)  # 4 chunks, read by 2 workers, reassembled in order
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (300, 6, 6, 3), dtype=np.uint8)
     idx = rng.permutation(300)[:250]
-    want = nuisance.image_statistics(array_dataset(imgs, None), idx)
-    got = nuisance.image_statistics(streamed_dataset(imgs, None, workers=2), idx)
-    assert list(got) == list(want) == ["colour", "brightness", "contrast", "saturation"]
+    want = cues.image_cues(array_dataset(imgs, None), idx)
+    got = cues.image_cues(streamed_dataset(imgs, None, workers=2), idx)
+    assert list(got) == list(want) == list(cues.PIXEL_FAMILIES)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
-    np.testing.assert_allclose(want["brightness"], (imgs[idx] / 255.0 @ [0.299, 0.587, 0.114]).mean((1, 2)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(want["border"], cues.pixel_cues(imgs[idx])["border"], rtol=1e-6)
+    ring = np.ones((6, 6), bool)
+    ring[1:-1, 1:-1] = False
+    np.testing.assert_allclose(want["border"], imgs[idx][:, ring].mean(1) / 255.0, rtol=1e-5)  # by hand
 
 
 def test_the_report_grid_reads_only_the_images_it_draws(tmp_path):

@@ -134,3 +134,14 @@ def test_objective_follows_the_method_and_old_configs_still_load(tmp_path, metho
         json.dump(old, f)
     rundir.check(wd, method_config(method))  # no "different config (objective)"
     assert rundir.load_run_config(wd).method == method
+
+
+def test_masked_noise_fractions_are_checked_before_the_data(tmp_path):
+    from ccjax.train import train_and_evaluate
+
+    config = method_config("mfavbs")
+    config.dataset.mask_noise.enabled = True
+    config.dataset.mask_noise.min_fraction = 0.7  # above max_fraction 0.5
+    with pytest.raises(UserError, match="min_fraction <= max_fraction") as e:
+        train_and_evaluate(config, str(tmp_path / "run"))
+    assert NO_DATA not in str(e.value) and not (tmp_path / "run").exists()

@@ -54,12 +54,14 @@ def write_range(args) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--num_images", type=int, default=300_000)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="Folder to write <out>/class_<c>/<i>.png into (required).")
+    p.add_argument("--num_images", type=int, default=300_000, help="How many images in all (10 classes).")
+    p.add_argument("--size", type=int, default=64, help="Image side in pixels.")
+    p.add_argument("--seed", type=int, default=0, help="Seed: the same seed writes the same images.")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Processes drawing images.")
     a = p.parse_args()
     for c in range(NUM_CLASSES):
         os.makedirs(os.path.join(a.out, f"class_{c}"), exist_ok=True)

@@ -212,6 +212,31 @@ def apply_jitter(x: jax.Array, order: jax.Array, factors: jax.Array, ops: tuple[
     return x
 
 
+# --- remedies for content-free cues ----------------------------------------------
+
+
+def invert(x: jax.Array) -> jax.Array:
+    """1 - x on [0, 1]: light ink on dark and dark ink on light become alike."""
+    return 1.0 - x
+
+
+def paint_border(x: jax.Array, width: jax.Array, colour: jax.Array) -> jax.Array:
+    """x [S, S, C] with its outer `width` pixels (int, >= 1) on every side set to `colour` [C]."""
+    size = x.shape[0]
+    i = jnp.arange(size)
+    edge = (i < width) | (i >= size - width)  # [S]
+    ring = edge[:, None] | edge[None, :]  # [S, S]
+    return jnp.where(ring[..., None], colour, x)
+
+
+def standardize(x: jax.Array) -> jax.Array:
+    """Per-image standardisation: (x - mean) / max(std, 1 / sqrt(x.size)) over all pixels and channels
+    (tf.image.per_image_standardization's guard: a constant image stays finite, all zeros)."""
+    mean = jnp.mean(x)
+    std = jnp.sqrt(jnp.mean(jnp.square(x - mean)))
+    return (x - mean) / jnp.maximum(std, 1.0 / math.sqrt(x.size))
+
+
 # --- blur ---------------------------------------------------------------------
 
 

@@ -30,6 +30,12 @@ def _num(value: Any, name: str) -> float:
         raise UserError(f"augment.{name} must be a number, got {value!r}") from None
 
 
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise UserError(f"augment.{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def _floats(value: Any, name: str) -> tuple[float, ...]:
     try:
         out = tuple(float(v) for v in value)
@@ -64,6 +70,12 @@ class AugmentParams:
     noise_std: float = 0.0
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # Remedies for clusters that follow a content-free cue (docs/own_images.md, "What do the clusters follow?"):
+    always_gray: bool = False  # every view AND the evaluation input in grayscale (luma, as three channels)
+    invert_p: float = 0.0  # probability of inverting a view (x -> 1 - x): light-on-dark and dark-on-light alike
+    border_p: float = 0.0  # probability of painting a frame of random colour over a view's edge ...
+    border_width: float = 0.25  # ... 1 to round(border_width * image_size) pixels wide
+    standardize: bool = False  # every view AND the evaluation input to zero mean, unit spread per image
 
     @classmethod
     def from_config(cls, cfg: Any) -> "AugmentParams":
@@ -96,12 +108,17 @@ class AugmentParams:
             noise_std=_num(cfg.noise_std, "noise_std"),
             mean=_floats(cfg.mean, "mean"),
             std=_floats(cfg.std, "std"),
+            always_gray=_flag(cfg.always_gray, "always_gray"),
+            invert_p=_num(cfg.invert_p, "invert_p"),
+            border_p=_num(cfg.border_p, "border_p"),
+            border_width=_num(cfg.border_width, "border_width"),
+            standardize=_flag(cfg.standardize, "standardize"),
         )
         p._check()
         return p
 
     def _check(self) -> None:
-        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p"):
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p", "invert_p", "border_p"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise UserError(f"augment.{name}={v} is a probability: set it in [0, 1]")
@@ -118,6 +135,8 @@ class AugmentParams:
             raise UserError(f"augment.blur_sigma={self.blur_sigma} must be positive")
         if min(self.std) <= 0:
             raise UserError(f"augment.std={self.std} must be positive")
+        if self.border_p > 0 and not 0.0 < self.border_width <= 0.5:
+            raise UserError(f"augment.border_width={self.border_width} is a fraction of the side: set it in (0, 0.5]")
 
     # --- what runs (trace-time decisions) ---------------------------------
 
@@ -136,6 +155,10 @@ class AugmentParams:
 
     def blur_on(self) -> bool:
         return self.blur_p > 0 and self.blur_kernel_size() > 1
+
+    def border_max_width(self) -> int:
+        """The widest random frame, in pixels of the view (at least 1)."""
+        return max(1, int(round(self.border_width * self.image_size)))
 
     def channel_stats(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
         """mean, std as float32 [C]; one-channel images use the first entries."""

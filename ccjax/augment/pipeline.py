@@ -24,8 +24,17 @@ SimCLR extras:
    int(0.1 S) made odd (SimCLR / CC), reflect-101 borders (cv2's and
    torchvision's default), as one [S, S] matrix per sample applied on both axes;
 6. solarize with probability `solarize_p` (x >= 0.5 -> 1 - x on [0, 1]);
-7. normalisation (x - mean) / std, then additive Gaussian noise of standard
+7. the remedies for content-free cues (docs/own_images.md, "What do the
+   clusters follow?"): `always_gray` (with step 4: every view in grayscale),
+   inversion 1 - x with probability `invert_p`, a frame of random colour
+   (uniform in [0, 1] per channel) and random width (1 to
+   round(border_width S) pixels) over the edge with probability `border_p`,
+   then `standardize`: (x - mean) / max(std, 1/sqrt(S S C)) over the image;
+8. normalisation (x - mean) / std, then additive Gaussian noise of standard
    deviation `noise_std` in the normalised space (0 = off).
+
+`always_gray` and `standardize` are deterministic and apply to the evaluation
+input too (`preprocess_eval`): the model never sees what it was not trained on.
 
 Values stay float32 between steps (no uint8 rounding as PIL does). Every
 random step whose probability (or strength) is 0 is left out at trace time.
@@ -41,7 +50,8 @@ import jax
 import jax.numpy as jnp
 
 from ccjax.augment.ops import (
-    CROP_ATTEMPTS, resample, apply_jitter, blur_matrix, grayscale, interp_matrix, sample_crop_box, sample_jitter,
+    CROP_ATTEMPTS, apply_jitter, blur_matrix, grayscale, interp_matrix, invert, paint_border, resample,
+    sample_crop_box, sample_jitter, standardize,
 )
 from ccjax.augment.params import AugmentParams
 from ccjax.errors import UserError
@@ -64,6 +74,10 @@ _U_BLUR_P = _U_GRAY + 1
 _U_SIGMA = _U_BLUR_P + 1
 _U_SOLARIZE = _U_SIGMA + 1
 _NUM_UNIFORMS = _U_SOLARIZE + 1
+# The remedies' uniforms come from their own key (fold_in(key, 1)), drawn only when one is on, so that
+# adding them left every other step's randomness as it was.
+_V_INVERT, _V_BORDER_P, _V_BORDER_WIDTH, _V_BORDER_COLOUR = 0, 1, 2, 3
+_NUM_REMEDY_UNIFORMS = _V_BORDER_COLOUR + 3
 
 
 def _augment_one(img: jax.Array, key: jax.Array, p: AugmentParams) -> jax.Array:
@@ -85,9 +99,9 @@ def _augment_one(img: jax.Array, key: jax.Array, p: AugmentParams) -> jax.Array:
         order, factors = sample_jitter(u[_U_JITTER:_U_GRAY], p, ops)
         jittered = apply_jitter(x, order, factors, ops)
         x = jittered if p.jitter_p >= 1 else jnp.where(u[_U_JITTER_P] < p.jitter_p, jittered, x)
-    if channels == 3 and p.grayscale_p > 0:
+    if channels == 3 and (p.grayscale_p > 0 or p.always_gray):
         gray = jnp.broadcast_to(grayscale(x), x.shape)
-        x = gray if p.grayscale_p >= 1 else jnp.where(u[_U_GRAY] < p.grayscale_p, gray, x)
+        x = gray if p.grayscale_p >= 1 or p.always_gray else jnp.where(u[_U_GRAY] < p.grayscale_p, gray, x)
     if p.blur_on():
         lo, hi = p.blur_sigma
         g = blur_matrix(lo + (hi - lo) * u[_U_SIGMA], size, p.blur_kernel_size())  # [S, S]
@@ -96,12 +110,28 @@ def _augment_one(img: jax.Array, key: jax.Array, p: AugmentParams) -> jax.Array:
     if p.solarize_p > 0:
         solarized = jnp.where(x >= 0.5, 1.0 - x, x)
         x = solarized if p.solarize_p >= 1 else jnp.where(u[_U_SOLARIZE] < p.solarize_p, solarized, x)
+    x = _remedies(x, key, p)
 
     mean, std = p.channel_stats(channels)
     x = (x - mean) / std
     if p.noise_std > 0:
         x = x + p.noise_std * jax.random.normal(k_noise, x.shape, jnp.float32)
     return x
+
+
+def _remedies(x: jax.Array, key: jax.Array, p: AugmentParams) -> jax.Array:
+    """Step 7 on one view x [S, S, C] in [0, 1] (always_gray is applied with the grayscale step)."""
+    if p.invert_p > 0 or p.border_p > 0:
+        v = jax.random.uniform(jax.random.fold_in(key, 1), (_NUM_REMEDY_UNIFORMS,))
+        if p.invert_p > 0:
+            x = invert(x) if p.invert_p >= 1 else jnp.where(v[_V_INVERT] < p.invert_p, invert(x), x)
+        if p.border_p > 0:
+            widest = p.border_max_width()
+            width = 1 + jnp.minimum(jnp.floor(v[_V_BORDER_WIDTH] * widest).astype(jnp.int32), widest - 1)
+            colour = v[_V_BORDER_COLOUR:_V_BORDER_COLOUR + x.shape[-1]]  # [C]
+            framed = paint_border(x, width, colour)
+            x = framed if p.border_p >= 1 else jnp.where(v[_V_BORDER_P] < p.border_p, framed, x)
+    return standardize(x) if p.standardize else x
 
 
 def _check_images(images: jax.Array) -> None:
@@ -139,6 +169,10 @@ def preprocess_eval(images: jax.Array, cfg: Any) -> jax.Array:
     wy = interp_matrix(0, height, height, p.image_size) * (1.0 / 255.0)  # [S, H]
     wx = interp_matrix(0, width, width, p.image_size)  # [S, W]
     x = jax.vmap(lambda im: resample(im, wy, wx))(images)
+    if channels == 3 and p.always_gray:
+        x = jnp.broadcast_to(grayscale(x), x.shape)
+    if p.standardize:
+        x = jax.vmap(standardize)(x)
     mean, std = p.channel_stats(channels)
     return (x - mean) / std
 
@@ -164,6 +198,14 @@ def describe(cfg: Any) -> str:
         parts.append(f"blur p={p.blur_p:g} sigma{pr(p.blur_sigma)} k={p.blur_kernel_size()}")
     if p.solarize_p > 0:
         parts.append(f"solarize p={p.solarize_p:g}")
+    if p.always_gray:
+        parts.append("always gray")
+    if p.invert_p > 0:
+        parts.append(f"invert p={p.invert_p:g}")
+    if p.border_p > 0:
+        parts.append(f"border p={p.border_p:g} width<={p.border_max_width()}")
+    if p.standardize:
+        parts.append("standardize")
     parts.append(f"normalise mean{pr(p.mean)} std{pr(p.std)}")
     if p.noise_std > 0:
         parts.append(f"noise std={p.noise_std:g}")

@@ -1,55 +1,81 @@
-"""Evaluate a trained run: `python -m ccjax.evaluate --workdir=runs/cc_digits [--suggest_k=2:30]`.
+"""Evaluate a trained run again and rewrite its report, or suggest a number of clusters:
 
-Restores the run's last checkpoint and its best-by-training-loss checkpoint
-(never best by the labels), assigns every example to a cluster with each, and
-writes `<workdir>/metrics.json` and the report in `<workdir>/report/` (with the
-"What do the clusters follow?" probe). `--suggest_k=LO:HI` instead clusters the
-learned features for each K in LO..HI and prints a label-free criterion per K
-(ccjax/eval/suggest_k.py).
+    python -m ccjax evaluate --workdir=runs/cc_digits
+    python -m ccjax evaluate --workdir=runs/cc_digits --suggest_k=2:30
+
+(also `ccjax evaluate` and `python -m ccjax.evaluate`). Restores the run's last checkpoint and its
+best-by-training-loss checkpoint (never best by the labels), assigns every example to a cluster with
+each, and writes <workdir>/metrics.json and the report in <workdir>/report/ (with the "What do the
+clusters follow?" probe). --suggest_k=LO:HI instead clusters the learned features for each K in
+LO..HI and prints a label-free criterion per K (ccjax/eval/suggest_k.py).
 """
 
 from __future__ import annotations
 
 import os
 
-from absl import app, flags
-
-from ccjax.cli.flags import parse_flags_or_exit
+from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
-from ccjax.run.rundir import REPORT_DIR
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory written by ccjax.main.")
-_SUGGEST_K = flags.DEFINE_string("suggest_k", None, "LO:HI: suggest a number of clusters from the learned "
-                                 "features (silhouette and stability per K) instead of evaluating.")
 
 
-@exit_on_user_error
-def run_cli(argv) -> None:
-    if not _WORKDIR.value:
-        raise UserError("pass --workdir=<a run directory written by ccjax.main>")
+def _define_flags():
+    """The command line's flags, defined only when it runs (importing this module defines none)."""
+    from absl import flags
+
+    return (
+        flags.DEFINE_string("workdir", None, "A run directory written by `ccjax train` (required)."),
+        flags.DEFINE_string("suggest_k", None, "LO:HI, e.g. 2:30: suggest a number of clusters from the learned "
+                            "features (silhouette and stability per K) instead of evaluating (default: not set, "
+                            "evaluate)."),
+    )
+
+
+def evaluate(workdir: str | None, suggest_k: str | None) -> None:
+    if not workdir:
+        raise UserError("pass --workdir=<a run directory written by `ccjax train`>")
+    from ccjax.run.rundir import REPORT_DIR
     from ccjax.runtime import distributed
 
     distributed.maybe_initialize()
-    if _SUGGEST_K.value:
-        from ccjax.eval.suggest_k import format_table, parse_range, suggest_k_for_run
+    if suggest_k:
+        from ccjax.eval.suggest_k import best_k, format_table, parse_range, suggest_k_for_run
 
-        rows, trained_k = suggest_k_for_run(_WORKDIR.value, parse_range(_SUGGEST_K.value))
+        rows, trained_k = suggest_k_for_run(workdir, parse_range(suggest_k))
         print(format_table(rows, trained_k))
-        print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(_WORKDIR.value, REPORT_DIR)}")
+        print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
+        print(retrain_advice(workdir, best_k(rows), trained_k))
         return
     from ccjax.eval.evaluation import evaluate_workdir, print_summary
 
-    result = evaluate_workdir(_WORKDIR.value)
+    result = evaluate_workdir(workdir)
     print_summary(result)
     if "best_by_train_loss" in result and "acc" in result:
         b = result["best_by_train_loss"]
         print(f"ccjax: best-by-training-loss checkpoint (step {b['step']}): "
               f"ACC {b['acc']:.4f}  NMI {b['nmi']:.4f}  ARI {b['ari']:.4f}")
-    print(f"ccjax: report written to {os.path.join(_WORKDIR.value, REPORT_DIR)}")
+    print(f"ccjax: report written to {os.path.join(workdir, REPORT_DIR)}")
+
+
+def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
+    """What to do with the suggested K: nothing when it is the run's, else the command that retrains."""
+    if k == trained_k:
+        return f"ccjax: the suggested K = {k} is this run's K; no need to retrain"
+    from ccjax.cli.command_line import train_command, workdir_for_k
+
+    command = train_command(workdir, {"dataset.num_clusters": k}, workdir_for_k(workdir, k))
+    return f"ccjax: to retrain with the suggested K = {k} (this run: K = {trained_k}) in a new workdir:\n  {command}"
 
 
 def main() -> None:
-    app.run(run_cli, flags_parser=parse_flags_or_exit)
+    workdir, suggest_k = _define_flags()
+
+    @exit_on_user_error
+    def run(argv) -> None:
+        if len(argv) > 1:
+            raise UserError(f"unexpected arguments {argv[1:]}; flags are --workdir, --suggest_k")
+        evaluate(workdir.value, suggest_k.value)
+
+    run_command(run, __doc__, (workdir, suggest_k))
 
 
 if __name__ == "__main__":

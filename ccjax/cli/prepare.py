@@ -1,35 +1,38 @@
-"""Prepare a dataset once: `python -m ccjax.prepare --dataset=<name> [--manual_dir=...]`.
+"""Prepare a dataset once:
 
-Builds the TFDS array_record dataset (with a progress bar) that training then
-reads through `tfds.data_source`. Preparing a prepared dataset is a no-op;
-an interrupted preparation leaves nothing that counts as prepared, so simply
-run the command again. Datasets and layouts: docs/datasets.md.
+    python -m ccjax prepare --dataset=cifar10
+    python -m ccjax prepare --dataset=imagenet10 --manual_dir=/data/imagenet/train
+    python -m ccjax prepare --dataset=aid --manual_dir=/data/AID --image_size=256
+    python -m ccjax prepare --dataset=folder:/data/my_images --image_size=128
 
-  python -m ccjax.prepare --dataset=cifar10
-  python -m ccjax.prepare --dataset=imagenet10 --manual_dir=/data/imagenet/train
-  python -m ccjax.prepare --dataset=aid --manual_dir=/data/AID --image_size=256
-  python -m ccjax.prepare --dataset=folder:/data/my_images --image_size=128
+(also `ccjax prepare` and `python -m ccjax.prepare`). Builds the TFDS array_record dataset (with a
+progress bar) that training then reads through `tfds.data_source`. Preparing a prepared dataset is a
+no-op; an interrupted preparation leaves nothing that counts as prepared, so simply run the command
+again. Datasets and layouts: docs/datasets.md.
 """
 
 from __future__ import annotations
 
-
 import ml_collections
-from absl import app, flags
 
-from ccjax.cli.flags import parse_flags_or_exit
+from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
 
-_DATASET = flags.DEFINE_string("dataset", None, "Dataset name (digits, cifar10, ..., folder:<path>).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-_MANUAL_DIR = flags.DEFINE_string(
-    "manual_dir", None,
-    "Folder with the manual download: ImageNet train (tar or <wnid>/ folders), or the extracted "
-    "rsod / siri_whu / aid folder (default: <data_dir>/downloads/manual).")
-_IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", 0, "Storage side for folder/ImageNet datasets (0: native; ImageNet: 224). Must match "
-    "the training config's dataset.image_size.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Prepare again even if already prepared.")
+
+def _define_flags():
+    """The command line's flags, defined only when it runs (importing this module defines none)."""
+    from absl import flags
+
+    return (
+        flags.DEFINE_string("dataset", None, "Dataset name: digits, cifar10, ..., or folder:<path> (required)."),
+        flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."),
+        flags.DEFINE_string("manual_dir", None, "Folder with the manual download: ImageNet train (tar or <wnid>/ "
+                            "folders), or the extracted rsod / siri_whu / aid folder (default: "
+                            "<data_dir>/downloads/manual)."),
+        flags.DEFINE_integer("image_size", 0, "Storage side in pixels for folder/ImageNet datasets (0: native; "
+                             "ImageNet: 224). Must match the training config's dataset.image_size."),
+        flags.DEFINE_bool("overwrite", False, "Prepare again even if already prepared."),
+    )
 
 
 def dataset_config(name: str, data_dir: str | None = None, manual_dir: str | None = None,
@@ -43,24 +46,25 @@ def dataset_config(name: str, data_dir: str | None = None, manual_dir: str | Non
 
 
 @exit_on_user_error
-def run(argv) -> None:
+def prepare(argv, name: str | None, data_dir: str | None, manual_dir: str | None, image_size: int,
+            overwrite: bool) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; flags are --dataset, --data_dir, "
                         "--manual_dir, --image_size, --overwrite")
-    if not _DATASET.value:
+    if not name:
         from ccjax.data import dataset_names
 
         raise UserError(f"no dataset given; pass --dataset=<name> ({', '.join(dataset_names())}, folder:<path>)")
-    if _IMAGE_SIZE.value < 0:
-        raise UserError(f"--image_size={_IMAGE_SIZE.value}; use 0 (native) or a positive side in pixels")
+    if image_size < 0:
+        raise UserError(f"--image_size={image_size}; use 0 (native) or a positive side in pixels")
     from ccjax.data import prepare_dataset
 
-    cfg = dataset_config(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _IMAGE_SIZE.value)
-    print(prepare_dataset(cfg, overwrite=_OVERWRITE.value))
+    print(prepare_dataset(dataset_config(name, data_dir, manual_dir, image_size), overwrite=overwrite))
 
 
 def main() -> None:
-    app.run(run, flags_parser=parse_flags_or_exit)
+    holders = _define_flags()
+    run_command(lambda argv: prepare(argv, *(h.value for h in holders)), __doc__, holders)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from ccjax.clip.clip import ClipPreprocess, _looks_like_path, model_fingerprint
+from ccjax.data.masking import mask_noise_of
 from ccjax.run.rundir import write_atomic
 
 CACHE_VERSION = 1
@@ -36,10 +37,13 @@ def _sanitise(text: str) -> str:
 
 
 def dataset_key(config, dataset) -> str:
-    """The dataset name plus its split set (STL-10's unlabelled split when used)."""
+    """The dataset name plus its split set (STL-10's unlabelled split when used) and its mask noise."""
     name = getattr(config.dataset, "name", None) or getattr(dataset, "name", "dataset")
     if getattr(config.dataset, "use_unlabeled", False):
         name += "+unlabelled"
+    noise = mask_noise_of(config.dataset)
+    if noise is not None:  # the masked-noise images (ccjax/data/masking.py) have their own anchors
+        name += "+" + noise.describe()
     return name
 
 

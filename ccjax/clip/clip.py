@@ -103,6 +103,35 @@ def clip_preprocess(images: jax.Array, spec: ClipPreprocess) -> jax.Array:
 # ----------------------------------------------------------------------------- the CLIP model
 
 
+# transformers 4.x is the last series with Flax models: 5.0 removed FlaxCLIPModel.
+TRANSFORMERS_FOR_CLIP = "transformers>=4.57.6,<5"
+
+
+def flax_clip_classes():
+    """transformers' (FlaxCLIPModel, CLIPConfig, CLIPImageProcessor), or one UserError naming what to install.
+
+    The CLIP anchor runs transformers 4.x's Flax CLIP; transformers 5 removed the
+    Flax models, and a base install of ccjax does not bring transformers at all.
+    """
+    try:
+        import transformers
+    except ImportError:
+        installed = None
+    else:
+        installed = transformers.__version__
+        try:
+            from transformers import CLIPConfig, CLIPImageProcessor, FlaxCLIPModel
+        except ImportError:
+            pass
+        else:
+            return FlaxCLIPModel, CLIPConfig, CLIPImageProcessor
+    found = ("transformers is not installed" if installed is None else
+             f"transformers {installed} is installed, which has no Flax models (transformers 5 removed them)")
+    raise UserError(f"the CLIP anchor needs transformers 4.x's FlaxCLIPModel, but {found}; install it with "
+                    f"pip install '{TRANSFORMERS_FOR_CLIP}' (or pip install 'ccjax[clip]'), "
+                    "or run without the anchor: --config.anchor.enabled=False")
+
+
 def _looks_like_path(name: str) -> bool:
     """A local path rather than a hub name ('org/name')."""
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or os.path.isdir(os.path.expanduser(name))
@@ -142,7 +171,7 @@ def load_clip(name: str) -> LoadedClip:
 @functools.lru_cache(maxsize=1)
 def _load_clip_cached(name: str, fingerprint: str) -> LoadedClip:
     del fingerprint  # part of the cache key only: a re-saved local model is reloaded
-    from transformers import CLIPImageProcessor, FlaxCLIPModel
+    FlaxCLIPModel, _, CLIPImageProcessor = flax_clip_classes()
 
     path = os.path.expanduser(name)
     if name == TINY_CLIP_DIR and not os.path.isdir(path):
@@ -172,8 +201,7 @@ def make_tiny_clip(path: str, *, image_size: int = 32, projection_dim: int = 32,
     A plumbing stand-in for tests and the digits demo: its embeddings carry no
     semantics, unlike the paper's pretrained openai/clip-vit-base-patch32.
     """
-    from transformers import CLIPConfig, CLIPImageProcessor, FlaxCLIPModel
-
+    FlaxCLIPModel, CLIPConfig, CLIPImageProcessor = flax_clip_classes()
     config = CLIPConfig(
         text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          vocab_size=99, max_position_embeddings=16),
@@ -210,8 +238,7 @@ def model_fingerprint(name: str) -> str:
 
 def clip_config_info(name: str) -> tuple[int | None, ClipPreprocess | None]:
     """(projection dim, preprocessing) from the model's config files alone, or (None, None) if unavailable."""
-    from transformers import CLIPConfig, CLIPImageProcessor
-
+    _, CLIPConfig, CLIPImageProcessor = flax_clip_classes()
     if name == TINY_CLIP_DIR and not os.path.isdir(os.path.expanduser(name)):
         make_tiny_clip(os.path.expanduser(name))
     source = os.path.expanduser(name) if os.path.isdir(os.path.expanduser(name)) else name

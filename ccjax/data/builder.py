@@ -113,6 +113,13 @@ class CcjaxImages(tfds.core.ShardBasedBuilder):
         config = tfds.core.BuilderConfig(name=plan.config_name, description=plan.description)
         super().__init__(config=config, **kwargs)
 
+    # TFDS's "Downloading and preparing dataset Unknown size ..." banners: nothing is downloaded here.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        print(f"ccjax: prepared {self._plan.config_name} (once) in {self.data_dir}", flush=True)
+
     def _info(self) -> tfds.core.DatasetInfo:
         h, w = self._plan.size
         features = {

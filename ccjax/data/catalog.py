@@ -100,9 +100,14 @@ def cfg_field(cfg, field: str, default=None):
     return default if value is None else value
 
 
+DIGITS_DATA_DIR = "~/.cache/ccjax/datasets"  # the embedded digits are ccjax's own data, not a TFDS download
+
+
 def resolve_data_dir(cfg) -> str:
-    """The TFDS data_dir: the config's, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-    d = cfg_field(cfg, "data_dir") or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    """The TFDS data_dir: the config's, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (for the
+    embedded digits, which need no download, ccjax's own cache DIGITS_DATA_DIR)."""
+    default = DIGITS_DATA_DIR if cfg_field(cfg, "name", "digits") == "digits" else "~/tensorflow_datasets"
+    d = cfg_field(cfg, "data_dir") or os.environ.get("TFDS_DATA_DIR") or default
     return os.path.abspath(os.path.expanduser(d))
 
 

@@ -45,6 +45,14 @@ class CcjaxDigits(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
+    # TFDS announces "Downloading and preparing dataset Unknown size ..." and "... downloaded and
+    # prepared"; nothing is downloaded here, so one line says where the digits went instead.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        print(f"ccjax: prepared the embedded digits (once) in {self.data_dir}", flush=True)
+
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing to download: the data ships with scikit-learn
         return {"train": self._generate_examples()}

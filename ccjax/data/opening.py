@@ -29,6 +29,7 @@ from ccjax.data.catalog import (
     resolve_data_dir,
 )
 from ccjax.data.dataset import ImageDataset, Sources, load_sources
+from ccjax.data.masking import with_mask_noise
 from ccjax.data.preparation import build_local, local_plan, prepare_digits
 from ccjax.data.streaming import StreamingDataset
 from ccjax.errors import UserError
@@ -124,7 +125,8 @@ def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
 
     Fields read: name, data_dir, image_size, manual_dir, use_unlabeled,
     num_clusters (must be > 0 for a dataset without labels), and in_memory /
-    memory_share / stream_workers / stream_buffer (see `choose_in_memory`).
+    memory_share / stream_workers / stream_buffer (see `choose_in_memory`), and
+    mask_noise (ccjax/data/masking.py).
     The result's `streams` says which way it was opened and `how_opened` why
     (training's start-up line shows it).
     """
@@ -136,9 +138,19 @@ def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
         )
     in_memory, why = choose_in_memory(dataset_cfg, spec.decoded_bytes)
     if in_memory:
-        return load_sources(spec, desc=f"loading {spec.name}", how_opened=f"in memory: {why}")
-    return StreamingDataset(spec, workers=int(cfg_field(dataset_cfg, "stream_workers", -1)),
-                            buffer=int(cfg_field(dataset_cfg, "stream_buffer", 2)), how_opened=f"streamed: {why}")
+        ds = load_sources(spec, desc=f"loading {spec.name}", how_opened=f"in memory: {why}")
+    else:
+        ds = StreamingDataset(spec, workers=int(cfg_field(dataset_cfg, "stream_workers", -1)),
+                              buffer=int(cfg_field(dataset_cfg, "stream_buffer", 2)), how_opened=f"streamed: {why}")
+    return with_mask_noise(ds, dataset_cfg)  # MFAVBs-CC Sec. 4.7: a fixed black rectangle per image, when enabled
+
+
+def readable_bytes(n: float) -> str:
+    """'115 kB', '1.84 MB', '3.69 GB': three significant digits in the largest unit not above n."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"
 
 
 def host_memory_bytes() -> int:
@@ -156,7 +168,7 @@ def choose_in_memory(dataset_cfg, decoded_bytes: int) -> tuple[bool, str]:
     from ccjax.config import in_memory_mode
 
     forced = in_memory_mode(cfg_field(dataset_cfg, "in_memory", "auto"))
-    size = f"{decoded_bytes / 1e9:.2f} GB decoded"
+    size = f"{readable_bytes(decoded_bytes)} decoded"
     if forced is not None:
         return forced, f"{size}; dataset.in_memory={'true' if forced else 'false'}"
     share, ram = float(cfg_field(dataset_cfg, "memory_share", 0.5)), host_memory_bytes()

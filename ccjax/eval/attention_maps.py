@@ -172,50 +172,83 @@ def _show(ax, img: np.ndarray) -> None:
         ax.imshow(img, interpolation="nearest")
 
 
-def draw_attention(path: str, maps: AttentionMaps, images: Sequence[np.ndarray], title: str = "") -> None:
-    """Heat maps (red high, blue low, as the paper's Fig. 4) over the two views; writes a PNG to `path`.
+def overlay(heat: np.ndarray, vmax: float, cmap) -> np.ndarray:
+    """A heat map [rows, cols] as RGBA [rows, cols, 4] whose opacity grows with the value (at most 0.75),
+    so the image stays visible where attention is low."""
+    level = np.clip(heat / max(float(vmax), 1e-12), 0.0, 1.0)
+    rgba = cmap(level)
+    rgba[..., 3] = 0.75 * level
+    return rgba
 
-    images: the two views for display, [S, S, C] in [0, 1].
-    Rows: branch a (view 1), branch b (view 2). Columns: the view; its token 0 in the
-    per-branch block; in the fused block over its own view and over the other view
-    (one colour scale for the two halves of a fused row, which form one distribution).
-    Each panel's title gives the attention mass on those patches (the rest is on [CLS]/anchor tokens).
+
+def attention_figure(maps: AttentionMaps, images: Sequence[np.ndarray], title: str = "",
+                     input_image: np.ndarray | None = None):
+    """The token-0 attention over the patches of the two views, drawn over each view beside the plain
+    view (and the input image), one colour bar per row; returns the matplotlib Figure.
+
+    images: the two views for display, [S, S, C] in [0, 1]; input_image: the image before augmentation
+    (uint8 [H, W, C]) or None. Rows: branch a (view 1), branch b (view 2). Columns: the input, the view,
+    its token 0 in the per-branch block, in the fused block over its own and over the other view (one
+    colour scale per row: a fused row's two halves form one distribution).
     """
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ncols = 2 if maps.fused is None else 4
-    fig, axes = plt.subplots(2, ncols, figsize=(2.7 * ncols, 6.6), squeeze=False)
-    stage = "before fusion" if maps.fused is not None else "last block"
+    cmap = colormaps["Reds"]  # one hue, white to red: reads on gray and colour images alike
+    lead = 2 if input_image is not None else 1
+    ncols = lead + (1 if maps.fused is None else 3)
+    heading = (f"Where the {maps.query} token looks: its attention over the image patches, averaged over heads"
+               + (f"\n{title}" if title else ""))
+    special = "[CLS] and anchor tokens" if maps.num_special == 2 else "[CLS] token"
+    heading += f"\n(the rest of each token's attention goes to the {special})"
+    lines = heading.count("\n") + 1
+    height = 6.0 + 0.19 * lines
+    fig = Figure(figsize=(2.5 * ncols + 0.8, height))
+    axes = fig.subplots(2, ncols, squeeze=False)
+    # room at the top for the heading's lines and the first row's three-line panel titles
+    fig.subplots_adjust(left=0.01, right=0.9, bottom=0.02, top=1 - (0.6 + 0.19 * lines) / height, hspace=0.4,
+                        wspace=0.08)
+    stage = "before the views are fused" if maps.fused is not None else "the last block"
     for br, name in enumerate(("a", "b")):
-        who = f"{name}'s {maps.query}"
-        # (view shown under the map, map [rows, cols], colour-scale max, title)
         own = maps.patch_map(maps.per_branch[br], 0)
-        panels = [(br, own, own.max(), f"block {maps.per_branch_block + 1}, {stage}:\n{who} over view {br + 1}")]
+        panels = [(br, own, f"block {maps.per_branch_block + 1}, {stage}:\nbranch {name} over view {br + 1}")]
         if maps.fused is not None:
             halves = [maps.patch_map(maps.fused[br], v) for v in (0, 1)]
-            vmax = max(h.max() for h in halves)
             for v in (br, 1 - br):
-                panels.append((v, halves[v], vmax, f"block {maps.fused_block + 1}, fused:\n{who} over view {v + 1}"))
-        ax = axes[br, 0]
-        _show(ax, images[br])
-        ax.set_title(f"view {br + 1} (branch {name})", fontsize=8)
-        ax.axis("off")
-        for col, (v, heat, vmax, label) in enumerate(panels, start=1):
+                panels.append((v, halves[v], f"block {maps.fused_block + 1}, views fused:\n"
+                                             f"branch {name} over view {v + 1}"))
+        vmax = max(float(h.max()) for _, h, _ in panels)
+        if input_image is not None:
+            _show(axes[br, 0], np.asarray(input_image, np.float32) / 255.0)
+            axes[br, 0].set_title("input image", fontsize=8)
+        _show(axes[br, lead - 1], images[br])
+        axes[br, lead - 1].set_title(f"view {br + 1}: its augmentation\n(what branch {name} sees)", fontsize=8)
+        for col, (v, heat, label) in enumerate(panels, start=lead):
             ax = axes[br, col]
             _show(ax, images[v])
             s_h, s_w = images[v].shape[:2]
-            ax.imshow(heat, cmap="jet", alpha=0.55, vmin=0.0, vmax=max(float(vmax), 1e-12),
-                      extent=(-0.5, s_w - 0.5, s_h - 0.5, -0.5), interpolation="bilinear")
-            ax.set_title(f"{label}\n(patch mass {float(heat.sum()):.2f})", fontsize=7)
+            ax.imshow(overlay(heat, vmax, cmap), extent=(-0.5, s_w - 0.5, s_h - 0.5, -0.5), interpolation="nearest")
+            ax.set_title(f"{label}\n{100 * float(heat.sum()):.0f}% of its attention on these patches", fontsize=7)
+        for ax in axes[br]:
             ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        bar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap), ax=list(axes[br]), fraction=0.02, pad=0.01)
+        bar.set_label("share of the token's attention\non a patch (redder, more opaque: more)", fontsize=7)
+    fig.suptitle(heading, fontsize=9)
+    return fig
+
+
+def draw_attention(path: str, maps: AttentionMaps, images: Sequence[np.ndarray], title: str = "",
+                   input_image: np.ndarray | None = None) -> None:
+    """Writes attention_figure(...) as a PNG to `path`."""
+    import io
+
+    from ccjax.run.rundir import write_atomic
+
+    buf = io.BytesIO()
+    attention_figure(maps, images, title, input_image).savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    write_atomic(path, lambda f: f.write(buf.getvalue()))
 
 
 # ----------------------------------------------------------------------------- a run's model
@@ -258,9 +291,10 @@ def image_attention(workdir: str, image_path: str, out: str, seed: int = 0) -> A
     maps = favb_attention(trained.module, variables, config.model.vit, views, anchors, bool(config.anchor.enabled))
     shown = [display_image(np.asarray(v[0]), c) for v, c in zip(views, (cfg1, cfg2))]
     n = int(config.model.vit.num_fusing_blocks) if config.model.vit.fusion == "tokens" else 0
-    title = (f"{os.path.basename(image_path)}: {config.method}, "
-             + (f"last FAVB (N={n}) of {config.model.vit.depth} blocks" if n else
-                f"no fusing blocks: last of {config.model.vit.depth} blocks") + f", seed {seed}")
+    depth = int(config.model.vit.depth)
+    title = (f"{os.path.basename(image_path)}, {config.method} run, augmentation seed {seed}\n" + (
+        f"the last of its {n} fusing blocks (FAVB: a block per view, then a block over both views together), "
+        f"{depth} blocks in all" if n else f"no fusing blocks: the last of its {depth} blocks"))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    draw_attention(out, maps, shown, title)
+    draw_attention(out, maps, shown, title, image)
     return maps

@@ -3,7 +3,9 @@
 Restores the last checkpoint and the best-by-training-loss one (never best by
 the labels), assigns every example to a cluster with each, and writes
 `<workdir>/metrics.json` and the report under `<workdir>/report/` (see
-ccjax/eval/report.py). Training calls the same code at its end.
+ccjax/eval/report.py; report/cams.png, where the model looks for each cluster's
+most confident images, is ccjax/eval/cam_figures.py). Training calls the same
+code at its end.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
         if "best_by_train_loss" in result:
             report_metrics["best_by_train_loss"] = result["best_by_train_loss"]
         write_report(trained.workdir, dataset, probs_last, report_metrics, labels)
+        from ccjax.eval.cam_figures import write_report_cams
         from ccjax.eval.nuisance import nuisance_report, write_nuisance
 
         nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed))
         write_nuisance(trained.workdir, nuisance)
+        write_report_cams(trained.workdir, trained.module, last.variables, config, dataset, probs_last, anchors)
         result["nuisance_warnings"] = nuisance["warnings"]
     return result
 
@@ -87,5 +91,8 @@ def summary_line(result: dict) -> str:
     if "acc" in result:
         return (f"ccjax: final clustering of {result['num_examples']} images: "
                 f"ACC {result['acc']:.4f}  NMI {result['nmi']:.4f}  ARI {result['ari']:.4f}")
+    empty = result.get("num_empty_clusters", 0)
     return (f"ccjax: final clustering of {result['num_examples']} images (no labels): "
-            f"{result['num_clusters']} clusters, assignment entropy {result.get('entropy', float('nan')):.3f}")
+            f"{result['num_clusters']} clusters{f' ({empty} empty)' if empty else ''}, balance of the cluster "
+            f"sizes {result.get('entropy', float('nan')):.3f} (their entropy / log K: 1 = all the same size, "
+            "0 = all in one cluster)")

@@ -1,181 +1,123 @@
-"""What do the clusters follow? A label-free probe of nuisance cues (report/nuisance.json, nuisance.png).
+"""What do the clusters follow? A probe of content-free cues (report/nuisance.json, nuisance.png).
 
 Contrastive clustering latches onto the easiest cue that tells images apart;
-when that is colour, brightness, the image size or the camera, the report
-still shows tidy, confident clusters. This probe measures, for cheap per-image
-statistics that should not matter, how much each one determines the cluster
-assignment:
+when that is colour, brightness, a frame, the blur or the file format, the
+report still shows tidy, confident clusters. This probe asks how well the
+cluster assignment can be predicted from cheap content-free cues *taken
+together* (ccjax/eval/cues.py: colour, border, brightness, contrast, polarity,
+saturation, sharpness, background texture; for folders the source size,
+aspect ratio, file format, JPEG quality and sub-folder): a cross-validated
+classifier against the chance baseline (ccjax/eval/predictability.py), giving
+a score (0 = chance, 1 = the cues give the cluster exactly), each family's
+score alone and its permutation importance. Where labels are known, the same
+cues predicting the labels is the reference: a dataset whose classes do differ
+in colour lets colour predict content-driven clusters too.
 
-- continuous statistics (mean colour per channel, brightness, contrast,
-  saturation; for folders the source width, height and aspect ratio): each is
-  standardised and grouped by k-means into K groups (K = the run's number of
-  clusters), and the score is the NMI between the clusters and those groups;
-- categorical ones (for folders: the file format, and the sub-folder an image
-  came from when sub-folders are not the labels): the NMI with the category;
-- beside each score, `chance`: the same NMI for the clusters shuffled across
-  the images (same sizes, no relation to anything); where labels are known,
-  `labels` gives the NMI of the clusters with the labels: the reference a
-  nuisance statistic should stay far below.
-
-A statistic is flagged when its score is at least WARN_NMI and at least
-WARN_OVER_CHANCE above chance (docs/own_images.md, "What do the clusters
-follow?", says how these were chosen); the warning names the augmentation
-flags that take that cue away. Runs on at most MAX_EXAMPLES images (an even
-subsample beyond that).
+Where labels are known, it warns when the cues predict the clusters better
+*with* the labels than the labels do by themselves, by at least
+WARN_BEYOND_LABELS (clusters that are the labels gain nothing, whatever the
+labels follow); without labels, when the clusters' score is at least
+WARN_SCORE (the cues also explain part of a content clustering: the shape of
+the content leaks into them a little). The warning names the
+cue families that explain the clusters by themselves (at least NAME_SHARE of the
+score alone) and, for each, the setting that measurably moved trained clusters
+from that cue to the content on the generated cases of docs/own_images.md, or
+says plainly that ccjax knows none. Runs on at most MAX_EXAMPLES images (an even
+subsample beyond that), read through the dataset's own read-ahead path.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score
 
-from ccjax.run.rundir import REPORT_DIR, write_json_atomic
+from ccjax.eval.predictability import one_hot, predictability
+from ccjax.run.rundir import REPORT_DIR, write_figure, write_json_atomic
 
-WARN_NMI = 0.5  # a statistic explaining the clusters at least this well is flagged ...
-WARN_OVER_CHANCE = 0.3  # ... when it is also this far above the shuffled-cluster chance level
-MAX_EXAMPLES = 20000
-_CHUNK = 256  # images measured at a time (float32 copies: about 4 x 256 x H x W x C x 4 bytes)
-_GRAY = np.array([0.299, 0.587, 0.114])
+WARN_SCORE = 0.6  # without labels: the clusters' cue score that warns (docs/own_images.md: how these were chosen)
+WARN_BEYOND_LABELS = 0.3  # with labels: what the cues add to the labels in predicting the clusters that warns
+NAME_SHARE = 0.5  # a family is named when it alone explains this share of the clusters' score
+MAX_NAMED = 3
+MAX_EXAMPLES = 10000
 
-# statistic -> (what a cluster that follows it means, the settings that remove the cue)
-REMEDIES = {
-    "colour": ("the clusters follow the images' colours",
-               "--config.augment.jitter_p=0.8 --config.augment.saturation=0.4 --config.augment.hue=0.1 "
-               "--config.augment.grayscale_p=0.2"),
-    "brightness": ("the clusters follow how bright the images are",
-                   "--config.augment.jitter_p=0.8 --config.augment.brightness=0.4"),
-    "contrast": ("the clusters follow the images' contrast",
-                 "--config.augment.jitter_p=0.8 --config.augment.contrast=0.4"),
-    "saturation": ("the clusters follow how colourful the images are",
-                   "--config.augment.jitter_p=0.8 --config.augment.saturation=0.4 --config.augment.grayscale_p=0.2"),
-    "source_size": ("the clusters follow the original image size (resizing leaves a different blur)",
-                    "--config.augment.blur_p=0.5 --config.augment.crop_scale='(0.2, 1.0)'"),
-    "aspect_ratio": ("the clusters follow the original aspect ratio (stretching when stored)",
-                     "--config.augment.crop_ratio='(0.75, 1.3333)' --config.augment.crop_scale='(0.2, 1.0)'"),
-    "file_format": ("the clusters follow the file format (JPEG artefacts, PNG sharpness)",
-                    "--config.augment.blur_p=0.5 --config.augment.noise_std=0.05"),
-    "subfolder": ("the clusters follow the sub-folder the images came from (a camera, a source, a date?)",
-                  "look at report/clusters.png; strong colour/blur augmentation often helps: "
-                  "--config.augment.jitter_p=0.8 --config.augment.blur_p=0.5"),
+# cue family -> (what clusters that follow it look like, the settings that remove it; None: none known)
+REMEDIES: dict[str, tuple[str, str | None]] = {
+    "colour": ("the colours of the ink or of the image",  # the "shape only" preset
+               "--config.augment.always_gray=true --config.augment.standardize=true --config.augment.invert_p=0.5"),
+    "border": ("the colour of the image's border (a frame, a margin, the background)", "--config.augment.border_p=0.5"),
+    "brightness": ("how bright the images are", "--config.augment.standardize=true --config.augment.invert_p=0.5"),
+    "contrast": ("the images' contrast", "--config.augment.standardize=true"),
+    "polarity": ("whether the ink is lighter or darker than the background", "--config.augment.invert_p=0.5"),
+    "saturation": ("how colourful the images are", "--config.augment.always_gray=true"),
+    "sharpness": ("how sharp or blurred the images are", None),
+    "texture": ("the background's texture or noise", None),
+    "source_size": ("the original image size (resizing leaves a different blur)", None),
+    "aspect_ratio": ("the original aspect ratio (squashed when stored)", None),
+    "file_format": ("the file format (JPEG artefacts, PNG sharpness)", None),
+    "jpeg_quality": ("the JPEG quality the files were saved with", None),
+    "subfolder": ("the sub-folder the images came from (a camera, a source, a date?)", None),
 }
 
 
-def image_statistics(dataset, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image statistics of the stored images (uint8 [H, W, C], C = 1 or 3), in `indices` order.
+def named_cues(families: dict[str, dict], score: float) -> list[str]:
+    """The families that alone explain at least NAME_SHARE of `score`, best first (at most MAX_NAMED);
+    the best one when none does (the cues explain the clusters only together)."""
+    ranked = sorted(families, key=lambda f: -families[f]["alone"])
+    named = [f for f in ranked if families[f]["alone"] >= NAME_SHARE * score][:MAX_NAMED]
+    return named or ranked[:1]
 
-    colour [n, 3] mean per channel in [0, 1] (RGB only); brightness [n] mean luma; contrast [n]
-    luma std; saturation [n] (RGB only) mean of (max - min) / max over the pixels. A streamed
-    dataset is read and measured in its grain workers, chunk by chunk.
+
+def warning_line(result: dict) -> str:
+    """The one warning line: the score, the reference, the cues named and what to do about each."""
+    clusters, labels, beyond, named = result["clusters"], result["labels"], result["beyond_labels"], result["named"]
+    families = clusters["families"]
+    ref = (f"; {beyond['score']:.2f} beyond what the labels explain, whose own cue score is {labels['score']:.2f}"
+           if beyond else "")
+    cues = ", ".join(f"{f.replace('_', ' ')} {families[f]['alone']:.2f}" for f in named)
+    flags = " ".join(dict.fromkeys(" ".join(REMEDIES[f][1] for f in named if REMEDIES[f][1]).split()))
+    unknown = [f.replace("_", " ") for f in named if not REMEDIES[f][1]]
+    advice = f"retrain with {flags}" if flags else ""
+    if unknown:
+        advice += ("; " if advice else "") + f"ccjax knows no setting that removes {' or '.join(unknown)}"
+    return (f"ccjax: warning: the clusters can be told from content-free cues (score {clusters['score']:.2f}: "
+            f"0 = chance, 1 = exactly{ref}), chiefly {REMEDIES[named[0]][0]} ({cues} alone): the model may have "
+            f"learnt that instead of the content; {advice} (docs/own_images.md, 'What do the clusters follow?')")
+
+
+def probe(pred: np.ndarray, num_clusters: int, cues: dict[str, np.ndarray], labels: np.ndarray | None = None,
+          seed: int = 0) -> dict:
+    """How well the cues [n, d_f] predict the clusters `pred` [n] (and the labels [n], -1 = unknown).
+
+    {'clusters': predictability of the clusters from the cues; 'labels': that of the labels, plus the
+    clusters' 'nmi' with them | None; 'beyond_labels': {'score': what the cues add to the labels in
+    predicting the clusters, 'with_labels', 'labels_only'} | None; 'named': cue families; 'warnings':
+    [0 or 1 line]; 'num_examples', 'num_clusters', 'thresholds'}.
     """
-    from ccjax.data.streaming import read_ahead
+    from sklearn.metrics import normalized_mutual_info_score
 
-    measure = _ChunkStatistics(dataset, np.asarray(indices, np.int64), _CHUNK)
-    parts = collections.defaultdict(list)
-    for stats in read_ahead(measure, range(-(-len(indices) // _CHUNK)), dataset):
-        for k, v in stats.items():
-            parts[k].append(v)
-    order = ("colour", "brightness", "contrast", "saturation")  # (grain hands dicts back key-sorted)
-    return {k: np.concatenate(parts[k]) for k in order if k in parts}
-
-
-class _ChunkStatistics:
-    """Chunk number -> the statistics of those images (picklable: runs in grain workers)."""
-
-    def __init__(self, dataset, indices: np.ndarray, chunk_size: int):
-        self.dataset = dataset
-        self.indices = indices
-        self.chunk_size = chunk_size  # carried: a worker's own module globals are not this process's
-
-    def __call__(self, chunk: int) -> dict[str, np.ndarray]:
-        idx = self.indices[chunk * self.chunk_size:(chunk + 1) * self.chunk_size]
-        img = self.dataset.read(idx)["image"].astype(np.float32) / 255.0  # [n, H, W, C]
-        n, c = img.shape[0], img.shape[-1]
-        luma = img[..., 0] if c == 1 else img @ _GRAY.astype(np.float32)  # [n, H, W]
-        out = {"colour": img.reshape(n, -1, c).mean(1)} if c == 3 else {}  # (gray: its one channel is brightness)
-        out.update(brightness=luma.reshape(n, -1).mean(1), contrast=luma.reshape(n, -1).std(1))
-        if c == 3:
-            hi, lo = img.max(-1), img.min(-1)
-            sat = np.where(hi > 0, (hi - lo) / np.where(hi > 0, hi, 1.0), 0.0)
-            out["saturation"] = sat.reshape(n, -1).mean(1)
+    pred = np.asarray(pred)
+    out = {"num_examples": int(len(pred)), "num_clusters": int(num_clusters),
+           "clusters": predictability(cues, pred, seed), "labels": None, "beyond_labels": None, "named": [],
+           "warnings": [], "thresholds": {"score": WARN_SCORE, "beyond_labels": WARN_BEYOND_LABELS,
+                                          "name_share": NAME_SHARE}}
+    known = None if labels is None else np.asarray(labels) >= 0
+    if known is not None and known.any():
+        y, mine = np.asarray(labels)[known], pred[known]
+        seen = {k: v[known] for k, v in cues.items()}
+        out["labels"] = predictability(seen, y, seed)
+        out["labels"]["nmi"] = float(normalized_mutual_info_score(y, mine))
+        both = predictability({"labels": one_hot(y), **seen}, mine, seed, per_family=False)["score"]
+        alone = predictability({"labels": one_hot(y)}, mine, seed, per_family=False)["score"]
+        if both is not None and alone is not None:
+            out["beyond_labels"] = {"score": both - alone, "with_labels": both, "labels_only": alone}
+    score = out["clusters"]["score"]
+    if score is None:
         return out
-
-
-def source_statistics(root: str, files: list[str], subfolders_are_labels: bool) -> dict[str, np.ndarray]:
-    """For a folder dataset: source size and aspect, file format, sub-folder (when not the labels).
-
-    `files` are paths relative to `root`; unreadable headers give NaN sizes (left out of the groups).
-    """
-    from ccjax.data.images import ImageSkipped, image_size
-
-    sizes = np.full((len(files), 2), np.nan)
-    for i, rel in enumerate(files):
-        try:
-            sizes[i] = image_size(os.path.join(root, rel))
-        except ImageSkipped:
-            pass
-    out = {"source_size": sizes, "aspect_ratio": sizes[:, 1:2] / sizes[:, 0:1],
-           "file_format": np.array([os.path.splitext(f)[1].lower().lstrip(".") or "none" for f in files])}
-    depth = 2 if subfolders_are_labels else 1  # class/sub/x.png: 'sub' matters; flat/sub/x.png: 'sub'
-    folders = np.array([os.path.join(*p.split(os.sep)[:depth]) if len(p.split(os.sep)) > depth else ""
-                        for p in files])
-    if len(set(folders.tolist())) > 1:
-        out["subfolder"] = folders
-    return out
-
-
-def _groups(values: np.ndarray, k: int, seed: int) -> np.ndarray | None:
-    """Group ids [n] of a statistic: its categories, or a k-means of the standardised values into <= k groups."""
-    if values.dtype.kind in "US":
-        return np.unique(values, return_inverse=True)[1]
-    x = values.reshape(len(values), -1).astype(np.float64)
-    ok = np.isfinite(x).all(1)
-    if not ok.any():
-        return None
-    x = np.where(ok[:, None], x, np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0))
-    std = x.std(0)
-    x = (x - x.mean(0)) / np.where(std > 0, std, 1.0)
-    distinct = len(np.unique(np.round(x, 6), axis=0))
-    if distinct < 2:
-        return None  # a constant statistic explains nothing
-    km = KMeans(n_clusters=min(k, distinct), n_init=3, random_state=seed)
-    return km.fit_predict(x)
-
-
-def probe(pred: np.ndarray, num_clusters: int, statistics: dict[str, np.ndarray],
-          labels: np.ndarray | None = None, seed: int = 0) -> dict:
-    """{'statistics': {name: {'nmi', 'chance', 'flagged'}}, 'labels': {'nmi', 'chance'} | None, 'warnings': [...]}."""
-    rng = np.random.default_rng(seed)
-    shuffled = [rng.permutation(pred) for _ in range(3)]
-
-    def score(groups):
-        nmi = float(normalized_mutual_info_score(groups, pred))
-        chance = float(np.mean([normalized_mutual_info_score(groups, s) for s in shuffled]))
-        return nmi, chance
-
-    out = {"statistics": {}, "labels": None, "warnings": [], "num_examples": int(len(pred)),
-           "thresholds": {"nmi": WARN_NMI, "over_chance": WARN_OVER_CHANCE}}
-    for name, values in statistics.items():
-        groups = _groups(values, num_clusters, seed)
-        if groups is None:
-            continue
-        nmi, chance = score(groups)
-        flagged = nmi >= WARN_NMI and nmi - chance >= WARN_OVER_CHANCE
-        out["statistics"][name] = {"nmi": nmi, "chance": chance, "flagged": flagged}
-        if flagged:
-            what, fix = REMEDIES[name]
-            out["warnings"].append(
-                f"ccjax: warning: {what} (NMI {nmi:.2f} between the clusters and the images' {name.replace('_', ' ')}, "
-                f"{chance:.2f} by chance): the model may have learnt that cue instead of the content; "
-                f"retrain with {fix}")
-    if labels is not None and (labels >= 0).any():
-        known = labels >= 0
-        nmi = float(normalized_mutual_info_score(labels[known], pred[known]))
-        chance = float(np.mean([normalized_mutual_info_score(labels[known], s[known]) for s in shuffled]))
-        out["labels"] = {"nmi": nmi, "chance": chance}
+    beyond = out["beyond_labels"]
+    if (beyond["score"] >= WARN_BEYOND_LABELS) if beyond else (score >= WARN_SCORE):
+        out["named"] = named_cues(out["clusters"]["families"], score)
+        out["warnings"].append(warning_line(out))
     return out
 
 
@@ -183,20 +125,22 @@ def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, datas
                     seed: int = 0) -> dict:
     """The probe of a run's final assignment `probs` [N, K] on its training `dataset`."""
     from ccjax.data.catalog import FOLDER_PREFIX
+    from ccjax.eval.cues import image_cues, source_cues
 
     n = dataset.num_examples
     idx = np.arange(n) if n <= MAX_EXAMPLES else np.linspace(0, n - 1, MAX_EXAMPLES).astype(np.int64)
-    stats = image_statistics(dataset, idx)
+    cues = image_cues(dataset, idx)
     if dataset_name.startswith(FOLDER_PREFIX):
         root = os.path.abspath(os.path.expanduser(dataset_name[len(FOLDER_PREFIX):]))
         files = dataset.example_ids(idx)
         if os.path.isdir(root) and all(os.path.exists(os.path.join(root, f)) for f in files[:20]):
-            stats.update(source_statistics(root, files, dataset.num_classes is not None))
-    return probe(probs[idx].argmax(1), probs.shape[1], stats, None if labels is None else labels[idx], seed)
+            cues.update(source_cues(root, files, dataset.num_classes is not None))
+    return probe(probs[idx].argmax(1), probs.shape[1], cues, None if labels is None else labels[idx], seed)
 
 
 def write_nuisance(workdir: str, result: dict) -> None:
-    """report/nuisance.json and report/nuisance.png: a bar per statistic, chance beside it, the labels' line."""
+    """report/nuisance.json, and report/nuisance.png: per cue family, its score alone for the clusters
+    beside the labels'; at the top all cues together; the warning level."""
     out = os.path.join(workdir, REPORT_DIR)
     os.makedirs(out, exist_ok=True)
     write_json_atomic(os.path.join(out, "nuisance.json"), result)
@@ -205,23 +149,31 @@ def write_nuisance(workdir: str, result: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result["statistics"])
-    nmi = [result["statistics"][k]["nmi"] for k in names]
-    chance = [result["statistics"][k]["chance"] for k in names]
-    fig, ax = plt.subplots(figsize=(1.4 + 0.9 * max(len(names), 1), 3.6))
-    x = np.arange(len(names))
-    colours = ["#d62728" if result["statistics"][k]["flagged"] else "#1f77b4" for k in names]
-    ax.bar(x, nmi, color=colours, label="clusters vs statistic (NMI)")
-    ax.scatter(x, chance, color="black", marker="_", s=300, zorder=3, label="shuffled clusters (chance)")
-    ax.axhline(WARN_NMI, color="#d62728", linestyle=":", linewidth=1, label=f"warning level {WARN_NMI}")
-    if result.get("labels"):
-        ax.axhline(result["labels"]["nmi"], color="green", linestyle="--", linewidth=1,
-                   label=f"clusters vs labels ({result['labels']['nmi']:.2f})")
-    ax.set_xticks(x, [k.replace("_", " ") for k in names], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("NMI")
-    ax.set_title("What do the clusters follow? (red: flagged)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    clusters, labels = result["clusters"], result.get("labels")
+    families = clusters.get("families", {})
+    names = ["all cues"] + sorted(families, key=lambda f: -families[f]["alone"])
+    mine = [clusters.get("score") or 0.0] + [families[f]["alone"] for f in names[1:]]
+    theirs = None
+    if labels and labels.get("score") is not None:
+        lf = labels.get("families", {})
+        theirs = [labels["score"]] + [lf.get(f, {}).get("alone", 0.0) for f in names[1:]]
+    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.32 * len(names)))
+    y = np.arange(len(names))
+    h = 0.4 if theirs else 0.7
+    colours = ["#d62728" if result["warnings"] and (i == 0 or names[i] in result["named"]) else "#1f77b4"
+               for i in range(len(names))]
+    ax.barh(y - (h / 2 if theirs else 0), mine, height=h, color=colours, label="clusters")
+    if theirs:
+        ax.barh(y + h / 2, theirs, height=h, color="#2ca02c", label="labels (reference)")
+    ax.axvline(WARN_SCORE, color="#d62728", linestyle=":", linewidth=1, label=f"warning level {WARN_SCORE}")
+    ax.set_yticks(y, [n.replace("_", " ") for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(min(0.0, *mine, *(theirs or [0.0])), 1.0)
+    ax.set_xlabel("predictable from the cue (0 = chance, 1 = exactly; cross-validated)", fontsize=8)
+    why = clusters.get("reason")
+    title = "What do the clusters follow? (red: warned)" if why is None else f"Not measured: {why}"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "nuisance.png"), dpi=110)
+    write_figure(fig, os.path.join(out, "nuisance.png"), dpi=110)
     plt.close(fig)

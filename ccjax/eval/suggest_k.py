@@ -30,7 +30,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from ccjax.errors import UserError
-from ccjax.run.rundir import REPORT_DIR, write_json_atomic
+from ccjax.run.rundir import REPORT_DIR, write_figure, write_json_atomic
 
 MAX_EXAMPLES = 10000
 
@@ -103,7 +103,7 @@ def write_suggest_k(workdir: str, rows: list[dict]) -> str:
     ax.set_title("Choosing K: k-means of the learned features", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "suggest_k.png"), dpi=110)
+    write_figure(fig, os.path.join(out, "suggest_k.png"), dpi=110)
     plt.close(fig)
     return out
 

@@ -7,6 +7,11 @@
   complete checkpoint as the latest one.
 - Restoring takes target shardings, so a checkpoint written on 4 devices
   restores on 2 or 1.
+- A failed save (a full disk, say) is one SaveFailed line naming that save's
+  step, raised at the first `check()` after it failed (every training step);
+  its temporary folder is removed at once (else by the next launch), and
+  Orbax's own error logs and tracebacks about it are not printed: the line
+  says all of it (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class Checkpointer:
         )
         self.directory = directory
         self._saving: int | None = None  # the step of the newest save started (named when one fails)
+        _quiet_orbax_failures(directory)
+        _silence_closed_loop_callbacks()
         if jax.process_index() == 0:
             set_aside_incomplete(directory)
         self.manager = ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
@@ -50,8 +57,11 @@ class Checkpointer:
         return list(self.manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict, force: bool = True) -> None:
-        """Starts an asynchronous save of `step`; a failure (now or of an earlier save) is a SaveFailed."""
-        self.check()
+        """Starts an asynchronous save of `step`; a failure (now or of an earlier save) is a SaveFailed.
+
+        The previous save is waited for first, so its failure names its own step, not this one.
+        """
+        self.wait()
         self._saving = step
         try:
             self.manager.save(
@@ -63,15 +73,26 @@ class Checkpointer:
             raise self._failed(e) from None
 
     def check(self) -> None:
-        """Raises SaveFailed as soon as an asynchronous save has failed (cheap: call it every step)."""
+        """Raises SaveFailed as soon as an asynchronous save has failed (cheap: call it every step).
+
+        Orbax's `check_for_errors` does not see a failure of the background write itself: a
+        finished save is therefore waited for (at once) here, which re-raises its error. With
+        several processes only `save` and `wait` report it, at the same step on every process
+        (each would see the background thread end at a different step, and stop alone).
+        """
         try:
             self.manager.check_for_errors()
+            if self._saving is not None and jax.process_count() == 1 and not self.manager.is_saving_in_progress():
+                self.manager.wait_until_finished()  # returns at once, or raises the finished save's error
         except Exception as e:  # noqa: BLE001
             raise self._failed(e) from None
 
     def _failed(self, e: BaseException) -> "SaveFailed":
         step = self._saving
-        done = [s for s in self.all_steps() if s != step]
+        if step is not None and jax.process_index() == 0:
+            _remove_temporary(self.directory, step)  # frees the space the partial write took
+        # From the disk: Orbax has already dropped the step a failed save would have replaced from its list.
+        done = [s for s in complete_steps(self.directory) if s != step]
         kept = f"the previous complete checkpoint (step {max(done)}) is kept" if done else "no complete checkpoint exists"
         full = any(getattr(x, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(x)
                    for x in _chain(e))
@@ -183,10 +204,65 @@ def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
+def _remove_temporary(directory: str, step: int) -> None:
+    """Deletes the unfinished temporary folder(s) of a failed save of `step` (what Orbax wrote so far)."""
+    for tmp in glob.glob(os.path.join(directory, f"{step}.orbax-checkpoint-tmp*")):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _OrbaxFailureFilter(logging.Filter):
+    """Drops the error records of a save or restore that a Checkpointer reports itself: Orbax's own
+    (logged through absl's logger, from Orbax's files), and asyncio's "exception was never
+    retrieved" for the write coroutines Orbax left behind (raised in Orbax's code, or naming a
+    checkpoint folder). Every such failure reaches `check`, `wait` or a restore, which report it
+    in one line (SaveFailed, or a warning that names the checkpoint set aside); all other records pass.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.directories: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        if _ORBAX_FILES in (record.pathname or ""):
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        text = record.getMessage() + " " + " ".join(str(x) for x in _chain(exc))
+        return not (any(d in text for d in self.directories) or _raised_in_orbax(exc))
+
+
+_ORBAX_FILES = f"{os.sep}orbax{os.sep}"
+
+
+def _raised_in_orbax(exc: BaseException | None) -> bool:
+    for e in _chain(exc):
+        tb = e.__traceback__
+        while tb is not None:
+            if _ORBAX_FILES in tb.tb_frame.f_code.co_filename:
+                return True
+            tb = tb.tb_next
+    return False
+
+
+_ORBAX_FILTER = _OrbaxFailureFilter()
+_FILTERED_LOGGERS = ("absl", "asyncio")  # Orbax logs through absl's logger
+
+
+def _quiet_orbax_failures(directory: str) -> None:
+    """Registers `directory` with the filter on the loggers Orbax's failures reach."""
+    _ORBAX_FILTER.directories.add(directory)
+    for name in _FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _ORBAX_FILTER not in logger.filters:
+            logger.addFilter(_ORBAX_FILTER)
+
+
 def _silence_closed_loop_callbacks() -> None:
-    """After a failed restore, TensorStore's reads still in flight call back into Orbax's closed asyncio
-    loop, and each prints an 'Event loop is closed' traceback (through sys.unraisablehook) that says
-    nothing the warning line does not. Drop exactly those; every other unraisable error still prints."""
+    """After a failed save or restore, TensorStore's writes or reads still in flight call back into
+    Orbax's closed asyncio loop, and each prints an 'Event loop is closed' traceback (through
+    sys.unraisablehook) that says nothing the error or warning line does not. Drop exactly those;
+    every other unraisable error still prints."""
     previous = sys.unraisablehook
     if getattr(previous, "_ccjax_filter", False):
         return
@@ -209,6 +285,13 @@ def _check_no_empty_files(step_dir: str) -> None:
             path = os.path.join(root, name)
             if os.path.getsize(path) == 0:
                 raise ValueError(f"{os.path.relpath(path, step_dir)} is empty")
+
+
+def complete_steps(directory: str) -> list[int]:
+    """The steps of the finished checkpoints in `directory`, read from the disk."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory) if n.isdigit() and is_complete(os.path.join(directory, n)))
 
 
 def is_complete(step_dir: str) -> bool:

@@ -17,6 +17,7 @@ runs, so it is refused; fields that only change bookkeeping may differ.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -99,20 +100,36 @@ def config_differences(old: dict, new: dict) -> list[str]:
 
 def write_atomic(path: str, write: Callable[[IO[bytes]], object]) -> None:
     """Writes a file via `write(binary file)` to a temporary file in the same folder, then renames it
-    over `path`: a reader sees the old file or the whole new one, never a part."""
+    over `path`: a reader sees the old file or the whole new one, never a part. An I/O failure (a
+    full disk, a folder not writable) is one UserError line naming the file, with nothing left behind."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError):
+            raise UserError(f"cannot write {path} ({_why_not_written(e)}); free space (or fix the folder's "
+                            "permissions), then run the same command again") from None
         raise
+
+
+def _why_not_written(e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    return e.strerror or str(e)
+
+
+def write_figure(fig, path: str, dpi: int) -> None:
+    """Saves a matplotlib figure as PNG atomically (see write_atomic): never a truncated image."""
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
 def write_json_atomic(path: str, obj) -> None:

@@ -177,13 +177,14 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
     finished = False
     start = int(state.step)
     if main:
+        n, bs = run.dataset.num_examples, config.batch_size
+        left_out = n - spe * bs  # the epoch's permutation drops the last partial batch
         print(
-            f"ccjax: {config.method} on {config.dataset.name} ({run.dataset.num_examples} images "
-            f"{run.dataset.how_opened}; "
-            f"{run.num_clusters} clusters), {config.num_epochs} epochs x {spe} steps of {config.batch_size}, "
-            f"{jax.device_count()} {jax.devices()[0].platform} device(s)",
-            flush=True,
-        )
+            f"ccjax: {config.method} on {config.dataset.name} ({n} images {run.dataset.how_opened}; "
+            f"{run.num_clusters} clusters), {config.num_epochs} epochs x {spe} step{'s' if spe != 1 else ''} "
+            f"of {bs}" + (f" ({left_out} of the {n} images left out of each epoch, a different random "
+                          f"{left_out} each time)" if left_out else "")
+            + f", {jax.device_count()} {jax.devices()[0].platform} device(s)", flush=True)
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step",
                disable=not (main and config.progress_bar), dynamic_ncols=True)
     stopped = None
@@ -203,6 +204,11 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
                 runlog.scalars(done, last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
             if done % spe == 0:
+                # A save has until the end of the next epoch (it is normally done long before): a failed
+                # one stops the run here at the latest, on every process at the same step, before this
+                # epoch is logged; `check` above reports it as soon as it is known.
+                ckpt.wait()
+                best_ckpt.wait()
                 check_finite()
                 epoch = done // spe
                 means = _mean_metrics(acc_sums, acc_count)
