@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's ccjax, also when another one is installed
 
 from ccjax.eval.nuisance import probe  # noqa: E402
@@ -54,7 +54,8 @@ def run_one(family: str, runs: str, case: str, seed: int, epochs: int, remedy: s
         return f"{workdir}: done before"
     flags = remedy_flags()
     extra = list(dict.fromkeys(f for name in remedy.split("+") for f in flags[name])) if remedy else []
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "ccjax.main", "--config=configs/cc_digits.py",
+    config = os.path.join(ROOT, "configs", "cc_digits.py")
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "ccjax.main", f"--config={config}",
            f"--config.dataset.name=folder:{os.path.join(family, case)}", f"--config.dataset.image_size={STORE_SIZE}",
            f"--config.dataset.data_dir={os.path.join(runs, 'tfds')}", f"--config.num_epochs={epochs}",
            f"--config.seed={seed}", "--config.progress_bar=False", f"--workdir={workdir}", *extra]
@@ -63,7 +64,7 @@ def run_one(family: str, runs: str, case: str, seed: int, epochs: int, remedy: s
     with open(os.path.join(workdir, "command.txt"), "w") as f:
         f.write(" ".join(cmd[3:]) + "\n")
     with open(os.path.join(workdir, "log.txt"), "w") as log:
-        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(cmd, cwd=runs, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     return f"{workdir}: exit {rc}"
 
 
