@@ -35,7 +35,7 @@ import json
 import os
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 SIZE = 16  # the side most cases are drawn at (and stored at by the commands in docs/own_images.md)
 SHAPES = ("circle", "square", "triangle", "cross")

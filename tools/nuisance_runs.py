@@ -33,7 +33,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's ccjax, also when another one is installed
 
-from ccjax.eval.nuisance import probe  # noqa: E402
+from ccjax.eval.nuisance import probe
+
 STORE_SIZE = 16
 
 
@@ -145,7 +146,7 @@ def table(a) -> None:
         for setting, figs in settings.items():
             every.update({f"{case}/{run}": f for run, f in figs})
 
-            def col(key):
+            def col(key, figs=figs):
                 vals = [f[key] for _, f in figs]
                 return f"{np.mean(vals):.2f} ({', '.join(f'{v:.2f}' for v in vals)})"
 
@@ -178,7 +179,7 @@ def synthetic(a) -> None:
         level = np.array([meta["files"][i]["level"] for i in ids])
         half = rng.random(len(ids)) < 0.5
 
-        def noisy(y):
+        def noisy(y, half=half):
             return np.where(half, y, rng.integers(0, y.max() + 1, len(y)))
 
         assignments = {"labels": labels, "labels_noisy": noisy(labels)}

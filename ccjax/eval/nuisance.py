@@ -172,7 +172,7 @@ def write_nuisance(workdir: str, result: dict) -> None:
     ax.vlines(level, -0.5, 0.5, color="#d62728", linestyle=":", linewidth=1.5, label=f"warning level {level}")
     ax.set_yticks(y, [n.replace("_", " ") for n in names], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(min(0.0, *mine, *[t for t in theirs or [0.0] if t == t]), 1.0)
+    ax.set_xlim(min(0.0, *mine, *[t for t in theirs or [0.0] if np.isfinite(t)]), 1.0)
     ax.set_xlabel("predictable from the cue (0 = chance, 1 = exactly; cross-validated)", fontsize=8)
     why = clusters.get("reason")
     title = "What do the clusters follow? (red: warned)" if why is None else f"Not measured: {why}"
