@@ -32,14 +32,14 @@ import os
 
 import numpy as np
 
-from ccjax.eval.predictability import one_hot, predictability
+from ccjax.eval.predictability import MAX_FIT, one_hot, predictability
 from ccjax.run.rundir import REPORT_DIR, write_json_atomic
 
 WARN_SCORE = 0.6  # without labels: the clusters' cue score that warns (docs/own_images.md: how these were chosen)
 WARN_BEYOND_LABELS = 0.25  # with labels: what the cues add to the labels in predicting the clusters that warns
 NAME_SHARE = 0.5  # a family is named when it alone explains this share of the clusters' score
 MAX_NAMED = 3
-MAX_EXAMPLES = 10000
+MAX_EXAMPLES = MAX_FIT  # images read and measured: as many as the classifier can use
 
 # cue family -> (what clusters that follow it look like, the settings that remove it; None: none known)
 REMEDIES: dict[str, tuple[str, str | None]] = {
