@@ -17,7 +17,12 @@ from PIL import Image
 
 from ccjax.eval import cues as C
 from ccjax.eval import nuisance
-from ccjax.eval.predictability import balanced_accuracy, chance_levels, normalised_score, predictability
+from ccjax.eval.predictability import (
+    balanced_accuracy,
+    chance_levels,
+    normalised_score,
+    predictability,
+)
 
 
 def descriptors(cue: np.ndarray, content: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:

@@ -163,7 +163,7 @@ def test_probe_reads_file_format_and_subfolder_from_the_source_files(tmp_path):
     result = nuisance.probe(np.array([i % 2 for i in range(40)]), 2, cues)
     fam = result["clusters"]["families"]
     assert fam["file_format"]["alone"] == pytest.approx(1.0) and fam["subfolder"]["alone"] == pytest.approx(1.0)
-    assert abs(fam["source_size"]["alone"]) < 0.3  # heights 8-10 cycle in threes: unrelated
+    assert abs(fam["source_size"]["alone"]) < 0.5  # heights 8-10 cycle in threes: unrelated (40 images: noisy)
     (warning,) = result["warnings"]
     assert "ccjax knows no setting that removes" in warning and "file format" in warning
 

@@ -30,10 +30,11 @@ import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's ccjax, also when another one is installed
 
-from ccjax.eval.nuisance import probe  # noqa: E402
+from ccjax.eval.nuisance import probe
+
 STORE_SIZE = 16
 
 
@@ -54,7 +55,8 @@ def run_one(family: str, runs: str, case: str, seed: int, epochs: int, remedy: s
         return f"{workdir}: done before"
     flags = remedy_flags()
     extra = list(dict.fromkeys(f for name in remedy.split("+") for f in flags[name])) if remedy else []
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "ccjax.main", "--config=configs/cc_digits.py",
+    config = os.path.join(ROOT, "configs", "cc_digits.py")
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "ccjax.main", f"--config={config}",
            f"--config.dataset.name=folder:{os.path.join(family, case)}", f"--config.dataset.image_size={STORE_SIZE}",
            f"--config.dataset.data_dir={os.path.join(runs, 'tfds')}", f"--config.num_epochs={epochs}",
            f"--config.seed={seed}", "--config.progress_bar=False", f"--workdir={workdir}", *extra]
@@ -63,7 +65,7 @@ def run_one(family: str, runs: str, case: str, seed: int, epochs: int, remedy: s
     with open(os.path.join(workdir, "command.txt"), "w") as f:
         f.write(" ".join(cmd[3:]) + "\n")
     with open(os.path.join(workdir, "log.txt"), "w") as log:
-        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(cmd, cwd=runs, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     return f"{workdir}: exit {rc}"
 
 
@@ -144,7 +146,7 @@ def table(a) -> None:
         for setting, figs in settings.items():
             every.update({f"{case}/{run}": f for run, f in figs})
 
-            def col(key):
+            def col(key, figs=figs):
                 vals = [f[key] for _, f in figs]
                 return f"{np.mean(vals):.2f} ({', '.join(f'{v:.2f}' for v in vals)})"
 
@@ -177,7 +179,7 @@ def synthetic(a) -> None:
         level = np.array([meta["files"][i]["level"] for i in ids])
         half = rng.random(len(ids)) < 0.5
 
-        def noisy(y):
+        def noisy(y, half=half):
             return np.where(half, y, rng.integers(0, y.max() + 1, len(y)))
 
         assignments = {"labels": labels, "labels_noisy": noisy(labels)}

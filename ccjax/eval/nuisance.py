@@ -32,14 +32,14 @@ import os
 
 import numpy as np
 
-from ccjax.eval.predictability import one_hot, predictability
+from ccjax.eval.predictability import MAX_FIT, one_hot, predictability
 from ccjax.run.rundir import REPORT_DIR, write_figure, write_json_atomic
 
 WARN_SCORE = 0.6  # without labels: the clusters' cue score that warns (docs/own_images.md: how these were chosen)
-WARN_BEYOND_LABELS = 0.3  # with labels: what the cues add to the labels in predicting the clusters that warns
+WARN_BEYOND_LABELS = 0.25  # with labels: what the cues add to the labels in predicting the clusters that warns
 NAME_SHARE = 0.5  # a family is named when it alone explains this share of the clusters' score
 MAX_NAMED = 3
-MAX_EXAMPLES = 10000
+MAX_EXAMPLES = MAX_FIT  # images read and measured: as many as the classifier can use
 
 # cue family -> (what clusters that follow it look like, the settings that remove it; None: none known)
 REMEDIES: dict[str, tuple[str, str | None]] = {
@@ -140,7 +140,8 @@ def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, datas
 
 def write_nuisance(workdir: str, result: dict) -> None:
     """report/nuisance.json, and report/nuisance.png: per cue family, its score alone for the clusters
-    beside the labels'; at the top all cues together; the warning level."""
+    beside the labels'; above them all cues together and (labels known) what they add to the labels;
+    the warning level on the row its rule reads."""
     out = os.path.join(workdir, REPORT_DIR)
     os.makedirs(out, exist_ok=True)
     write_json_atomic(os.path.join(out, "nuisance.json"), result)
@@ -149,26 +150,29 @@ def write_nuisance(workdir: str, result: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    clusters, labels = result["clusters"], result.get("labels")
+    clusters, labels, beyond = result["clusters"], result.get("labels"), result.get("beyond_labels")
     families = clusters.get("families", {})
-    names = ["all cues"] + sorted(families, key=lambda f: -families[f]["alone"])
-    mine = [clusters.get("score") or 0.0] + [families[f]["alone"] for f in names[1:]]
+    ranked = sorted(families, key=lambda f: -families[f]["alone"])
+    names = (["beyond the labels"] if beyond else []) + ["all cues"] + ranked
+    mine = ([beyond["score"]] if beyond else []) + [clusters.get("score") or 0.0] + [families[f]["alone"] for f in ranked]
     theirs = None
     if labels and labels.get("score") is not None:
         lf = labels.get("families", {})
-        theirs = [labels["score"]] + [lf.get(f, {}).get("alone", 0.0) for f in names[1:]]
+        theirs = ([np.nan] if beyond else []) + [labels["score"]] + [lf.get(f, {}).get("alone", 0.0) for f in ranked]
     fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.32 * len(names)))
     y = np.arange(len(names))
     h = 0.4 if theirs else 0.7
-    colours = ["#d62728" if result["warnings"] and (i == 0 or names[i] in result["named"]) else "#1f77b4"
+    warned = bool(result["warnings"])
+    colours = ["#d62728" if warned and (i <= int(bool(beyond)) or names[i] in result["named"]) else "#1f77b4"
                for i in range(len(names))]
     ax.barh(y - (h / 2 if theirs else 0), mine, height=h, color=colours, label="clusters")
     if theirs:
         ax.barh(y + h / 2, theirs, height=h, color="#2ca02c", label="labels (reference)")
-    ax.axvline(WARN_SCORE, color="#d62728", linestyle=":", linewidth=1, label=f"warning level {WARN_SCORE}")
+    level = WARN_BEYOND_LABELS if beyond else WARN_SCORE  # the rule that applies, on the row it applies to
+    ax.vlines(level, -0.5, 0.5, color="#d62728", linestyle=":", linewidth=1.5, label=f"warning level {level}")
     ax.set_yticks(y, [n.replace("_", " ") for n in names], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(min(0.0, *mine, *(theirs or [0.0])), 1.0)
+    ax.set_xlim(min(0.0, *mine, *[t for t in theirs or [0.0] if np.isfinite(t)]), 1.0)
     ax.set_xlabel("predictable from the cue (0 = chance, 1 = exactly; cross-validated)", fontsize=8)
     why = clusters.get("reason")
     title = "What do the clusters follow? (red: warned)" if why is None else f"Not measured: {why}"

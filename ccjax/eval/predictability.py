@@ -1,7 +1,7 @@
 """How well do cue families predict a grouping? Cross-validated, against the chance baseline.
 
-`predictability(cues, y)` fits a scikit-learn logistic regression (standardised
-features) that predicts y (a cluster or a label per image) from all the cue
+`predictability(cues, y)` fits scikit-learn's linear discriminant analysis
+(standardised cues, within-group covariance floored by RIDGE) that predicts y (a cluster or a label per image) from all the cue
 families together, with stratified K-fold cross-validation (fixed seed), and
 reports, from the out-of-fold predictions:
 
@@ -29,7 +29,7 @@ FOLDS = 5
 MIN_GROUP = 3  # images a group needs to be scored: with fewer, a fold's training part may hold one per group
 MAX_CLASSES = 50  # groups scored (the largest); more make the fit slow and each group thin
 MAX_FIT = 6000  # images the classifier sees (cross-validated); the cost grows with it
-SHRINKAGE = 0.01  # of the pooled covariance towards its diagonal (a one-hot or near-constant column stays usable)
+RIDGE = 0.01  # added to the within-group covariance of the standardised cues (see RidgeCovariance)
 
 
 def chance_levels(y: np.ndarray) -> dict:
@@ -90,12 +90,29 @@ def _select(y: np.ndarray, seed: int) -> tuple[np.ndarray, str | None]:
     return rows, None
 
 
+class RidgeCovariance:
+    """The covariance estimator LDA is given: the empirical covariance plus RIDGE x identity.
+
+    The columns are standardised beforehand (total variance 1), so the ridge is a fixed floor in those
+    units. scikit-learn's own shrinkage shrinks towards the *mean* variance, which is zero when a cue
+    separates the groups exactly (a file format, a JPEG quality): the discriminant then vanishes."""
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {}
+
+    def fit(self, x: np.ndarray) -> "RidgeCovariance":
+        x = np.asarray(x, np.float64)
+        centred = x - x.mean(0)
+        self.covariance_ = centred.T @ centred / max(len(x), 1) + RIDGE * np.eye(x.shape[1])
+        return self
+
+
 def _model():
-    """Linear discriminant analysis with a fixed shrinkage of the pooled covariance (columns are standardised
-    beforehand): closed form, fast, and linear boundaries are what k-means-like cluster cells have."""
+    """Linear discriminant analysis on standardised cues, its within-group covariance floored by RIDGE:
+    closed form, fast, and linear boundaries are what k-means-like cluster cells have."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage=SHRINKAGE)
+    return LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=RidgeCovariance())
 
 
 def _cross_validate(x: np.ndarray, y: np.ndarray, folds: int, seed: int,
