@@ -39,7 +39,7 @@ TARGETS = {
              ["tests/test_domain_shift.py", "tests/test_gecc_oracle.py", "tests/test_gradients.py"]),
     "favb": (["ccjax/models/vit.py"], ["tests/test_vit_oracle.py", "tests/test_vit.py", "tests/test_gradients.py"]),
     "data": (["ccjax/data/reading.py", "ccjax/data/pipeline.py"],
-             ["tests/test_pipeline.py", "tests/test_step_inputs.py"]),
+             ["tests/test_pipeline.py", "tests/test_step_inputs.py", "tests/test_assign.py"]),
     "step": (["ccjax/train/step.py"],
              ["tests/test_step_inputs.py", "tests/test_train.py::test_train_step_on_4_devices_equals_1_device",
               "tests/test_train.py::test_bfloat16_step_keeps_float32_params_and_finite_loss"]),
