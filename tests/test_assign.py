@@ -90,3 +90,12 @@ def test_dataset_labels_in_memory_streamed_and_none():
     np.testing.assert_array_equal(dataset_labels(array_dataset(imgs, labels)), labels)
     np.testing.assert_array_equal(dataset_labels(streamed_dataset(imgs, labels, workers=0)), labels)
     assert dataset_labels(array_dataset(imgs, None)) is None
+
+
+def test_a_progress_bar_only_when_asked(capfd):
+    c, imgs = config(), images()
+    data = array_dataset(imgs, None)
+    model_outputs(PixelModel(), {"scale": 0.5}, c, data, make_mesh(), None, "c", progress=False)
+    assert "assign" not in capfd.readouterr().err
+    model_outputs(PixelModel(), {"scale": 0.5}, c, data, make_mesh(), None, "c", progress=True)
+    assert "assign" in capfd.readouterr().err  # (process 0 here; map_batches shows it there only)

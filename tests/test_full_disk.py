@@ -87,6 +87,7 @@ def leftovers(workdir: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # seven launches; a few minutes on an idle machine
 def test_a_full_disk_stops_training_evaluate_and_predict_with_one_line_and_they_resume(tmp_path):
     from ccjax.train import train_and_evaluate
 

@@ -281,33 +281,29 @@ def test_fusing_vit_gradient_reaches_both_branches_through_the_fused_block_only(
         probe = jnp.asarray(np.random.default_rng(5).normal(size=(2, 2, VIT["embed_dim"])))
         a, b = (jnp.asarray(v) for v in views)
 
-        def scalar(v, a, b, branch):
-            return jnp.sum(probe[:, branch] * f(v, a, b)[:, branch])
+        def per_branch(v, a, b):  # [2]: sum(probe * output) of branch a, of branch b
+            return jnp.sum(probe * f(v, a, b), axis=(0, 2))
 
-        grads = jax.jit(jax.grad(scalar, argnums=(1, 2)), static_argnums=3)
-        # Every entry of both views perturbed by +-eps at once, as one vmapped batch of forward passes.
-        batched = jax.jit(jax.vmap(scalar, in_axes=(None, 0, 0, None)), static_argnums=3)
+        jac = jax.jit(jax.jacrev(per_branch, argnums=(1, 2)))(variables, a, b)  # per view: [branch, B, S, S, C]
+        # Every entry of both views perturbed by +-eps, as one vmapped batch of forward passes.
         eps, n = 1e-5, a.size
         steps = jnp.eye(2 * n).reshape(2 * n, 2, *a.shape) * eps  # [2n, 2 views, B, S, S, C]
+        batched = jax.jit(jax.vmap(per_branch, in_axes=(None, 0, 0)))
+        fd = (batched(variables, a + steps[:, 0], b + steps[:, 1])
+              - batched(variables, a - steps[:, 0], b - steps[:, 1])) / (2 * eps)  # [2n, branch]
+        fd = np.asarray(fd).T.reshape(2, 2, *a.shape)  # [branch, view, B, S, S, C]
         for branch in (0, 1):
-            g = grads(variables, a, b, branch)
-            plus = batched(variables, a + steps[:, 0], b + steps[:, 1], branch)
-            minus = batched(variables, a - steps[:, 0], b - steps[:, 1], branch)
-            fd = np.asarray((plus - minus) / (2 * eps)).reshape(2, *a.shape)  # [view, B, S, S, C]
-            for i in (0, 1):
-                if fusion == "none" and i != branch:
-                    np.testing.assert_array_equal(np.asarray(g[i]), 0.0, err_msg=f"branch {branch}, view {i}")
-                    assert np.abs(fd[i]).max() < 1e-8
+            for view in (0, 1):
+                got, want = np.asarray(jac[view][branch]), fd[branch, view]
+                if fusion == "none" and view != branch:
+                    np.testing.assert_array_equal(got, 0.0, err_msg=f"branch {branch}, view {view}")
+                    assert np.abs(want).max() < 1e-8
                 else:
-                    assert np.abs(fd[i]).max() > 1e-3
-                    np.testing.assert_allclose(g[i], fd[i], rtol=1e-6, atol=1e-7 * np.abs(fd[i]).max(),
-                                               err_msg=f"branch {branch}, view {i}")
+                    assert np.abs(want).max() > 1e-3
+                    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7 * np.abs(want).max(),
+                                               err_msg=f"branch {branch}, view {view}")
+        # Along a random direction of all parameters at once (every block's weights, the stem's, ...).
         direction = jax.tree.map(lambda w: np.random.default_rng(6).normal(size=w.shape), variables)
-
-        def along(t):
-            moved = jax.tree.map(lambda w, d: w + t * d, variables, direction)
-            return float(scalar(moved, a, b, 0) + scalar(moved, a, b, 1))
-
-        g = jax.grad(lambda v: scalar(v, a, b, 0) + scalar(v, a, b, 1))(variables)
-        analytic = sum(float(np.vdot(x, d)) for x, d in zip(jax.tree.leaves(g), jax.tree.leaves(direction)))
-        assert analytic == pytest.approx((along(1e-5) - along(-1e-5)) / 2e-5, rel=1e-6)
+        along = jax.jit(lambda t: per_branch(jax.tree.map(lambda w, d: w + t * d, variables, direction), a, b))
+        _, analytic = jax.jit(lambda v, d: jax.jvp(lambda v_: per_branch(v_, a, b), (v,), (d,)))(variables, direction)
+        np.testing.assert_allclose(analytic, (along(1e-5) - along(-1e-5)) / 2e-5, rtol=1e-6)

@@ -70,3 +70,15 @@ def test_large_inputs_are_subsampled_evenly_and_k_must_stay_below_n(monkeypatch)
     assert row["stability"] == 1.0 and row["silhouette"] > 0.99
     with pytest.raises(UserError, match="needs more than 40 images"):
         sk.suggest_k(x, [40], seed=0)
+
+
+def test_identical_features_have_no_silhouette_and_a_trivially_stable_partition():
+    (row,) = sk.suggest_k(np.zeros((20, 3)), [2], seed=0)  # one distinct point: k-means finds one group
+    assert row["silhouette"] == -1.0 and row["stability"] == 1.0
+
+
+def test_the_range_and_the_table():
+    assert sk.parse_range("2:4") == [2, 3, 4] and sk.parse_range("5:5") == [5]
+    table = sk.format_table(rows((2, 0.5, 0.1), (3, 0.9, 0.2), (4, 0.6, 0.3)), trained_k=4).splitlines()
+    assert [l.split()[0] for l in table[1:]] == ["2", "3", "4"]
+    assert [("suggested" in l, "this run's K" in l) for l in table[1:]] == [(False, False), (True, False), (False, True)]
