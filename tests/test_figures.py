@@ -152,5 +152,5 @@ def test_figures_take_partial_metrics():
     cm = np.array([[3, 0], [1, 4]])
     title = confusion_figure(cm, [0, 1], ["a", "b"], {"acc": 0.875}).axes[0].get_title()
     assert "ACC 0.875" in title and "NMI" not in title
-    points = {(tuple(l.get_xdata()), tuple(l.get_ydata())) for l in curves_figure(history(2), {"acc": 0.5}).axes[1].get_lines()}
-    assert ((2,), (0.5,)) in points
+    quality = curves_figure(history(2), {"acc": 0.5}).axes[1]
+    assert ((2,), (0.5,)) in {(tuple(l.get_xdata()), tuple(l.get_ydata())) for l in quality.get_lines()}
