@@ -145,3 +145,12 @@ def test_attention_overlay_is_transparent_where_attention_is_low():
 
     rgba = overlay(np.array([[0.0, 0.5], [1.0, 2.0]]), 1.0, colormaps["Reds"])
     np.testing.assert_allclose(rgba[..., 3], [[0.0, 0.375], [0.75, 0.75]])
+
+
+def test_figures_take_partial_metrics():
+    """Only the metrics at hand are shown (a caller may pass ACC alone)."""
+    cm = np.array([[3, 0], [1, 4]])
+    title = confusion_figure(cm, [0, 1], ["a", "b"], {"acc": 0.875}).axes[0].get_title()
+    assert "ACC 0.875" in title and "NMI" not in title
+    quality = curves_figure(history(2), {"acc": 0.5}).axes[1]
+    assert ((2,), (0.5,)) in {(tuple(l.get_xdata()), tuple(l.get_ydata())) for l in quality.get_lines()}

@@ -65,9 +65,7 @@ def largest(counts: np.ndarray, limit: int = MAX_DRAWN) -> np.ndarray:
 
 def quality_line(metrics: dict | None) -> str:
     """'ACC 0.936  NMI 0.892  ARI 0.871' of the last checkpoint, or '' without them."""
-    if not metrics or "acc" not in metrics:
-        return ""
-    return f"ACC {metrics['acc']:.3f}   NMI {metrics['nmi']:.3f}   ARI {metrics['ari']:.3f}"
+    return "   ".join(f"{m.upper()} {metrics[m]:.3f}" for m in ("acc", "nmi", "ari") if m in (metrics or {}))
 
 
 def confusion_figure(cm: np.ndarray, order: list[int], class_names: list[str], metrics: dict | None = None):
@@ -202,14 +200,15 @@ def curves_figure(history: list[dict], final: dict | None = None):
     for k in eval_keys:
         line, = qa.plot(*zip(*[(h["epoch"], h[k]) for h in history if k in h]), marker="o",
                         label=f"{k[5:].upper()} during training")
-        if has_final:
+        if has_final and k[5:] in final:
             qa.plot([epochs[-1]], [final[k[5:]]], marker="*", markersize=11, color=line.get_color())
     if has_final and not eval_keys:
         for name in ("acc", "nmi", "ari"):
-            qa.plot([epochs[-1]], [final[name]], marker="*", markersize=11, linestyle="", label=name.upper())
+            if name in final:
+                qa.plot([epochs[-1]], [final[name]], marker="*", markersize=11, linestyle="", label=name.upper())
     if has_final:
         qa.plot([], [], marker="*", color="gray", linestyle="", label="final evaluation (last checkpoint)")
-        lowest = min([0.0] + [float(final[m]) for m in ("acc", "nmi", "ari")] +
+        lowest = min([0.0] + [float(final[m]) for m in ("acc", "nmi", "ari") if m in final] +
                      [float(h[k]) for h in history for k in eval_keys if k in h])
         qa.set_ylim(lowest - 0.03 if lowest < 0 else 0.0, 1.0)  # ARI can be below 0
         qa.set_xlabel("epoch")
