@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ccjax.cli.prepare import dataset_config
-from ccjax.data.catalog import open_dataset
+from ccjax.data.opening import open_dataset
 from ccjax.data.masking import MaskedDataset, MaskNoise, apply_mask_noise, mask_boxes, mask_noise_of, masks
 from ccjax.data.pipeline import TrainBatches, map_batches
 from ccjax.errors import UserError
