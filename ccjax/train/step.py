@@ -46,7 +46,7 @@ def make_train_step(model, tx, config, steps_per_epoch: int) -> Callable:
         (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.model_state
         )
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
