@@ -13,6 +13,7 @@ field fails `test_every_field_is_classified` until someone says what it reaches.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -47,6 +48,11 @@ AUGMENT_CASES = {
     "noise_std": ({}, 0.2),
     "mean": ({}, (0.5, 0.4, 0.3)),
     "std": ({}, (2.0, 1.5, 3.0)),
+    "always_gray": ({}, True),
+    "standardize": ({}, True),
+    "invert_p": ({}, 1.0),
+    "border_p": ({}, 1.0),
+    "border_width": ({"border_p": 1.0}, 0.5),
 }
 # model field -> (backbone of the base model, its new value, what changes: 'shapes' or 'outputs')
 MODEL_CASES = {
@@ -178,16 +184,22 @@ def set_field(c, field: str, value) -> None:
     node[name] = value
 
 
-def model_outputs(c) -> tuple[dict, list]:
-    """(parameter shapes, the outputs of two views) of the model `c` builds, with fixed inputs."""
+def model_outputs(c, outputs: bool) -> tuple[dict, list | None]:
+    """(parameter shapes, the outputs of two views or None) of the model `c` builds, with fixed inputs.
+    Shapes come from tracing alone (jax.eval_shape); outputs run un-jitted (a tiny model: cheaper than
+    compiling it)."""
     model = build_model(c, num_clusters=3)
     rng = np.random.default_rng(1)
     views = [jnp.asarray(rng.normal(size=(2, 16, 16, 3)), jnp.float32) for _ in range(2)]
     anchors = jnp.asarray(rng.normal(size=(2, 16)), jnp.float32) if c.anchor.enabled else None
-    variables = jax.jit(lambda k: model.init(k, views, anchors, train=False))(jax.random.key(0))
-    shapes = jax.tree.map(lambda x: x.shape, variables)
-    outs = jax.jit(lambda v: model.apply(v, views, anchors, train=False))(variables)
-    return shapes, jax.device_get(outs)
+    def init(key):
+        return model.init(key, views, anchors, train=False)
+
+    shapes = jax.tree.map(lambda x: x.shape, jax.eval_shape(init, jax.random.key(0)))
+    if not outputs:
+        return shapes, None
+    variables = init(jax.random.key(0))
+    return shapes, jax.device_get(model.apply(variables, views, anchors, train=False))
 
 
 @pytest.mark.parametrize("field", sorted(MODEL_CASES))
@@ -196,9 +208,9 @@ def test_model_field_changes_the_model(field):
     c = model_config(backbone)
     if field == "anchor.project":
         c.anchor.enabled = True  # anchors of width 16 = embed_dim, so without projection none is built
-    shapes, outs = model_outputs(c)
+    shapes, outs = model_outputs(c, what == "outputs")
     set_field(c, field, value)
-    new_shapes, new_outs = model_outputs(c)
+    new_shapes, new_outs = model_outputs(c, what == "outputs")
     if what == "shapes":
         assert new_shapes != shapes, f"{field} does not change the parameters"
     else:
@@ -212,6 +224,12 @@ def test_model_field_changes_the_model(field):
 def method_loss(changes: dict) -> float:
     """The loss of `config.method`'s objective with the base config plus `changes`, on one batch, key
     and initialisation (a tiny ConvNet, or ViT with changes['model.backbone'] = 'vit')."""
+    return _method_loss(tuple(sorted(changes.items())))
+
+
+@functools.lru_cache(maxsize=None)  # several fields share one base setup: its loss is computed once
+def _method_loss(items: tuple) -> float:
+    changes = dict(items)
     c = model_config("convnet")
     c.augment = augment_config(image_size=16, crop_scale=(0.5, 1.0))
     c.num_epochs = 10
@@ -220,7 +238,7 @@ def method_loss(changes: dict) -> float:
     model = build_model(c, num_clusters=3)
     images = IMAGES
     x = jnp.zeros((2, 16, 16, 3))
-    variables = dict(jax.jit(lambda k: model.init(k, [x, x], train=False))(jax.random.key(0)))
+    variables = dict(model.init(jax.random.key(0), [x, x], train=False))  # un-jitted: cheaper than compiling
     params = variables.pop("params")
     objective = METHODS[c.method]
     loss = jax.jit(lambda p, s: objective.loss_fn(p, s, model=model, config=c, images=images, anchors=None,

@@ -107,7 +107,7 @@ def test_open_dataset_masks_a_prepared_folder_alike_in_memory_and_streamed(tmp_p
     memory = open_dataset(dataset_config(**base, in_memory="true", mask_noise=noise))
     streamed = open_dataset(dataset_config(**base, in_memory="false", stream_workers=0, mask_noise=noise))
     assert isinstance(memory, MaskedDataset) and not hasattr(memory, "images")  # never the clean array
-    assert streamed.streaming and memory.how_opened.startswith("in memory")
+    assert streamed.streams and memory.how_opened.startswith("in memory")
     idx = np.random.default_rng(0).permutation(memory.num_examples)
     a, b = memory.read(idx), streamed.read(idx)
     for k in a:

@@ -85,7 +85,7 @@ def main() -> None:
     with Clock() as fit:
         predictability(cues, probs[idx].argmax(1))
         predictability(cues, labels[idx])
-    print(f"{n} images of {tuple(dataset.image_shape)} ({'streamed' if getattr(dataset, 'streaming', False) else 'in memory'}), "
+    print(f"{n} images of {tuple(dataset.image_shape)} ({'streamed' if dataset.streams else 'in memory'}), "
           f"probe on {len(idx)}: total {total.wall:.1f} s wall, {total.cpu:.1f} s CPU (this process); "
           f"cues {read.wall:.1f} s wall / {read.cpu:.1f} s CPU, headers {header.wall:.1f} / {header.cpu:.1f}, "
           f"fits (clusters + labels) {fit.wall:.1f} / {fit.cpu:.1f}; load average {os.getloadavg()[0]:.1f} "

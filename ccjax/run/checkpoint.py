@@ -204,10 +204,26 @@ def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
-def _remove_temporary(directory: str, step: int) -> None:
-    """Deletes the unfinished temporary folder(s) of a failed save of `step` (what Orbax wrote so far)."""
-    for tmp in glob.glob(os.path.join(directory, f"{step}.orbax-checkpoint-tmp*")):
-        shutil.rmtree(tmp, ignore_errors=True)
+def _remove_temporary(directory: str, step: int, settle_s: float = 0.5, limit_s: float = 10.0) -> None:
+    """Deletes the unfinished temporary folder(s) of a failed save of `step` (what Orbax wrote so far).
+
+    When one part of a save fails, Orbax reports it while the other parts' writes are still in flight
+    (tensorstore's own threads, which nothing here can join), and they recreate the folder. So the
+    folder is removed until it stays gone for `settle_s` (at most `limit_s`); a launch also removes any
+    left (`set_aside_incomplete`).
+    """
+    pattern = os.path.join(directory, f"{step}.orbax-checkpoint-tmp*")
+    deadline, quiet_since = time.monotonic() + limit_s, time.monotonic()
+    while time.monotonic() < deadline:
+        found = glob.glob(pattern)
+        for tmp in found:
+            shutil.rmtree(tmp, ignore_errors=True)
+        now = time.monotonic()
+        if found:
+            quiet_since = now
+        elif now - quiet_since >= settle_s:
+            return
+        time.sleep(0.05)
 
 
 class _OrbaxFailureFilter(logging.Filter):
