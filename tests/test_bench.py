@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ccjax.cli.bench import benchmark, format_table
 from test_end_to_end import load_config
 
@@ -20,6 +22,7 @@ def tiny(c):
     return c
 
 
+@pytest.mark.slow
 def test_bench_reports_throughput_and_flops_for_a_gecc_config():
     c = tiny(load_config("gecc_cifar10"))
     c.model.backbone = "convnet"
@@ -39,6 +42,7 @@ def test_bench_reports_throughput_and_flops_for_a_gecc_config():
     assert "images/s" in table and "MFU" in table and "bottleneck" in table and "host peak RSS" in table
 
 
+@pytest.mark.slow
 def test_bench_command_line_on_a_vit_with_anchor(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run(

@@ -171,6 +171,7 @@ def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
     ck.close()
 
 
+@pytest.mark.slow
 def test_disk_full_during_training_stops_with_one_error_and_resumable_checkpoints(tmp_path, monkeypatch):
     from ccjax.train import train_and_evaluate
 

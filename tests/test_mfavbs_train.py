@@ -66,6 +66,7 @@ def test_train_step_reads_cached_anchors_and_never_runs_clip(trained_setup, monk
     assert int(new_state.step) == 1 and np.isfinite(float(metrics["loss"]))
 
 
+@pytest.mark.slow
 def test_mfavbs_step_on_4_devices_equals_1_device(trained_setup):
     config, ds, run4, state = trained_setup
     objective = METHODS["mfavbs"]

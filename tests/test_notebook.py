@@ -52,6 +52,7 @@ def test_notebook_is_clean():
     assert "RUN_CIFAR10 = False" in nb.cells[-1].source and "ccjax[cuda]" in nb.cells[-2].source
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("CCJAX_NOTEBOOK_EPOCHS", "2")
     monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))

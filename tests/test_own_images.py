@@ -79,6 +79,7 @@ def test_cc_images_without_colour_augmentation_is_warned_that_its_clusters_follo
     check_real_plot(str(tmp_path / "run" / "report" / "nuisance.png"), min_width=300, min_height=200)
 
 
+@pytest.mark.slow
 def test_gecc_images_on_a_flat_unlabelled_folder(shapes, tmp_path):
     from ccjax.train import train_and_evaluate
 
@@ -103,6 +104,7 @@ def test_a_flat_folder_without_k_is_one_line(shapes, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_mfavbs_images_with_the_tiny_local_clip(shapes, tmp_path):
     from ccjax.clip import make_tiny_clip
     from ccjax.train import train_and_evaluate
