@@ -134,14 +134,28 @@ def main() -> None:
     ap.add_argument("--max", type=int, default=0, help="at most this many mutants per target, spread evenly")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per test run")
+    ap.add_argument("--tests_from", metavar="COMMIT", help="check today's code with the tests/ folder of this "
+                    "git commit (the same mutants, the older tests: a kill rate 'before' new tests)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="ccjax-mutants-")
     try:
         shutil.copytree(ROOT, os.path.join(work, "repo"), ignore=shutil.ignore_patterns(
             ".git", "runs", "__pycache__", "*.egg-info", ".pytest_cache"))
+        if args.tests_from:
+            use_tests_from(os.path.join(work, "repo"), args.tests_from)
         check(os.path.join(work, "repo"), args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def use_tests_from(root: str, commit: str) -> None:
+    """Replace the copy's tests/ with the tests/ folder of `commit` in this checkout's git history."""
+    shutil.rmtree(os.path.join(root, "tests"))
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "tests"], capture_output=True)
+    if archive.returncode != 0:
+        sys.exit(f"--tests_from={commit}: {archive.stderr.decode().strip() or 'git archive failed'}")
+    subprocess.run(["tar", "-x", "-C", root], input=archive.stdout, check=True)
+    print(f"tests/ from {commit}", flush=True)
 
 
 def check(root: str, args) -> None:
