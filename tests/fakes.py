@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+# the shapes tools/nuisance_family.py draws
+from shape_drawing import SHAPES, inside_shape
 
 from ccjax.config import augment_config
 from ccjax.data.dataset import ImageDataset
@@ -35,7 +42,6 @@ def blob_images(n: int = 64, size: int = 8, channels: int = 1, classes: int = 4,
     return imgs, labels
 
 
-SHAPES = ("circle", "square", "triangle", "cross")
 PALETTE = ((230, 40, 40), (40, 200, 60), (50, 80, 230), (230, 210, 40))  # red, green, blue, yellow
 
 
@@ -44,15 +50,7 @@ def shape_image(shape: str, colour, size: int, rng: np.random.Generator) -> np.n
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     cy, cx = rng.uniform(0.4, 0.6, 2) * size
     r = rng.uniform(0.25, 0.35) * size
-    dy, dx = yy - cy, xx - cx
-    if shape == "circle":
-        mask = dy**2 + dx**2 <= r**2
-    elif shape == "square":
-        mask = (np.abs(dy) <= r * 0.8) & (np.abs(dx) <= r * 0.8)
-    elif shape == "triangle":
-        mask = (dy <= r * 0.7) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
-    else:  # cross
-        mask = ((np.abs(dy) <= r * 0.25) | (np.abs(dx) <= r * 0.25)) & (np.abs(dy) <= r) & (np.abs(dx) <= r)
+    mask = inside_shape(shape, yy - cy, xx - cx, r)
     img = rng.integers(0, 30, (size, size, 3)).astype(np.uint8)
     img[mask] = np.asarray(colour, np.uint8)
     return img

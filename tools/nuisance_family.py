@@ -37,8 +37,10 @@ import os
 import numpy as np
 from PIL import Image
 
+# tools/ (this script's folder) is first on sys.path
+from shape_drawing import SHAPES, inside_shape
+
 SIZE = 16  # the side most cases are drawn at (and stored at by the commands in docs/own_images.md)
-SHAPES = ("circle", "square", "triangle", "cross")
 SHAPES_PER_CLASS = 450
 PALETTE = ((200, 40, 40), (40, 170, 60), (50, 70, 220), (220, 190, 40))  # red, green, blue, yellow
 DARK_PALETTE = ((130, 25, 25), (25, 100, 35), (30, 40, 140), (120, 100, 20))
@@ -77,15 +79,7 @@ def shape_mask(shape: str, height: int, width: int, place: np.ndarray) -> np.nda
     side = min(height, width)
     cy, cx = place[0] * height, place[1] * width
     r = place[2] * side
-    dy, dx = yy - cy, xx - cx
-    if shape == "circle":
-        m = dy**2 + dx**2 <= r**2
-    elif shape == "square":
-        m = (np.abs(dy) <= r * 0.8) & (np.abs(dx) <= r * 0.8)
-    elif shape == "triangle":
-        m = (dy <= r * 0.7) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
-    else:  # cross
-        m = ((np.abs(dy) <= r * 0.25) | (np.abs(dx) <= r * 0.25)) & (np.abs(dy) <= r) & (np.abs(dx) <= r)
+    m = inside_shape(shape, yy - cy, xx - cx, r)
     return m.reshape(height, ss, width, ss).mean((1, 3))
 
 
