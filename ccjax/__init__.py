@@ -6,8 +6,8 @@ contracts between its parts are in docs/architecture.md.
 
 __version__ = "0.1.0"
 
-# XLA reads XLA_FLAGS once, at its first computation: ccjax's CPU default (large convolutions on Eigen,
-# not YNNPACK; ccjax/runtime/xla_flags.py) must be in place before any, so it is set on import.
-from ccjax.runtime.xla_flags import apply_cpu_defaults as _apply_cpu_defaults
+# XLA reads XLA_FLAGS once, at its first computation, so an opt-in XLA setting
+# (CCJAX_CPU_CONVOLUTIONS=eigen: ccjax/runtime/xla_flags.py) is applied on import.
+from ccjax.runtime.xla_flags import apply_requested_flags as _apply_requested_flags
 
-_apply_cpu_defaults()
+_apply_requested_flags()

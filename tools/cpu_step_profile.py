@@ -39,9 +39,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {  # name: (XLA_FLAGS, config overrides {dotted field: value}, what it tries)
-    "default": ("", {}, "XLA's own defaults (what ccjax ran before ccjax/runtime/xla_flags.py)"),
+    "default": ("", {}, "XLA's own defaults (what ccjax runs unless asked otherwise)"),
     "no_ynn_conv": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution", {},
-                    "large convolutions by Eigen, not YNNPACK (what ccjax sets on CPU: ccjax/runtime/xla_flags.py)"),
+                    "large convolutions by Eigen, not YNNPACK (CCJAX_CPU_CONVOLUTIONS=eigen: ccjax/runtime/xla_flags.py)"),
     "eigen_1thread": ("--xla_cpu_multi_thread_eigen=false", {}, "Eigen's convolutions single-threaded"),
     "xnnpack": ("--xla_cpu_use_xnnpack=true", {}, "XNNPACK for the operations it supports"),
     "xnn_graph": ("--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY", {},
@@ -210,7 +210,7 @@ def worker(args) -> None:
 def run_one(args, setting: str, variant: str, core: int | None) -> dict:
     flags = VARIANTS[variant][0]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1", "PYTHONPATH": ROOT,
-           "CCJAX_XLA_DEFAULTS": "0",  # each variant's XLA_FLAGS exactly as listed (ccjax's own: no_ynn_conv)
+           "CCJAX_CPU_CONVOLUTIONS": "xla",  # each variant's XLA_FLAGS exactly as listed
            "XLA_FLAGS": " ".join(x for x in (os.environ.get("XLA_FLAGS", ""), flags) if x)}
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--setting={setting}", f"--variant={variant}",
            f"--config={args.config}", f"--warmup={args.warmup}", f"--steps={args.steps}",
