@@ -171,6 +171,32 @@ def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
     ck.close()
 
 
+def test_a_failed_best_checkpoint_save_names_the_training_checkpoint_kept(tmp_path, monkeypatch):
+    """The best-by-loss checkpoints (keep=1) live apart from the training ones a resume reads; Orbax may
+    already have deleted the best folder's previous step when the next save fails. The line must name
+    the training checkpoint that is kept, not say that none exists (found on a real full disk)."""
+    from test_checkpoint import state_on
+
+    from ccjax.runtime.mesh import make_mesh
+
+    main_dir, best_dir = str(tmp_path / "checkpoints"), str(tmp_path / "checkpoints_best")
+    ck = Checkpointer(main_dir, keep=3)
+    ck.save(7, state_on(make_mesh()), {"step": 7})
+    ck.close()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for resume_directory, kept in ((main_dir, r"the previous complete checkpoint \(step 7\) is kept"),
+                                   (None, "no complete checkpoint exists")):  # without the wire
+        best = Checkpointer(best_dir, keep=1, resume_directory=resume_directory)
+        monkeypatch.setattr(best.manager, "save", disk_full)
+        with pytest.raises(SaveFailed, match=rf"step 14 in {best_dir} failed \(the disk is full\); {kept}"):
+            best.save(14, state_on(make_mesh()), {"step": 14})
+        monkeypatch.undo()
+        best.close()
+
+
 @pytest.mark.slow
 def test_disk_full_during_training_stops_with_one_error_and_resumable_checkpoints(tmp_path, monkeypatch):
     from ccjax.train import train_and_evaluate

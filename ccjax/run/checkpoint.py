@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    def __init__(self, directory: str, keep: int, async_save: bool = True):
+    def __init__(self, directory: str, keep: int, async_save: bool = True, resume_directory: str | None = None):
+        """`resume_directory`: where a resume reads from, when not here (the best-by-loss checkpoints are
+        kept apart from the training ones): a failed save names the step kept there."""
         directory = os.path.abspath(directory)
+        self.resume_directory = os.path.abspath(resume_directory) if resume_directory else directory
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max(1, keep),
             create=True,
@@ -91,8 +94,9 @@ class Checkpointer:
         step = self._saving
         if step is not None and jax.process_index() == 0:
             _remove_temporary(self.directory, step)  # frees the space the partial write took
-        # From the disk: Orbax has already dropped the step a failed save would have replaced from its list.
-        done = [s for s in complete_steps(self.directory) if s != step]
+        # From the disk: Orbax has already dropped the step a failed save would have replaced from its list
+        # (and a keep=1 manager may have deleted its previous step already: hence resume_directory).
+        done = [s for s in complete_steps(self.resume_directory) if s != step]
         kept = f"the previous complete checkpoint (step {max(done)}) is kept" if done else "no complete checkpoint exists"
         full = any(getattr(x, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(x)
                    for x in _chain(e))

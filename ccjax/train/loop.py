@@ -139,7 +139,9 @@ def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict
     ckpt = Checkpointer(os.path.join(workdir, rundir.CHECKPOINTS_DIR), config.checkpoint.keep)
     # The checkpoint with the lowest epoch-mean training loss among the saved
     # ones: the model selection a label-free user can make.
-    best_ckpt = Checkpointer(os.path.join(workdir, rundir.BEST_CHECKPOINTS_DIR), keep=1)
+    # A failed save of it names the training checkpoint a resume starts from.
+    best_ckpt = Checkpointer(os.path.join(workdir, rundir.BEST_CHECKPOINTS_DIR), keep=1,
+                             resume_directory=ckpt.directory)
 
     newest = ckpt.restore_newest(run.setup.abstract_state)  # a damaged newest checkpoint is set aside
     latest = None if newest is None else newest[0]
