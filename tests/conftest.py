@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tests' models are tiny, so XLA's optimisation passes cost far more than they save: compiling
-# without them makes the suite about 2.5x faster (docs/testing.md). Subprocesses inherit it. Training,
+# without them makes the suite about twice as fast (docs/testing.md). Subprocesses inherit it. Training,
 # the benchmarks and the quick start outside the tests compile fully optimised.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
