@@ -61,8 +61,8 @@ KINDS = (  # (kind, HLO operation name prefixes), first match wins
     # XLA hands large convolutions (and some dots) to YNNPACK, XNNPACK or oneDNN as one library call each
     ("library calls (YNNPACK, XNNPACK, oneDNN: large convolutions)", ("ynn_", "xnn_", "onednn", "__onednn")),
     ("matmuls", ("dot", "gemm")),
-    ("reductions", ("reduce", "all-reduce", "reduce-window")),
-    ("copies and transposes", ("copy", "transpose", "transpose_copy", "bitcast", "concatenate", "slice", "dynamic-slice",
+    ("reductions", ("reduce", "all-reduce")),
+    ("copies and transposes", ("copy", "transpose", "bitcast", "concatenate", "slice", "dynamic-slice",
                                "dynamic-update-slice", "pad", "broadcast")),
     ("fused element-wise and batch-norm loops", ("fusion", "loop_", "input_", "wrapped_")),
     ("max pool backward", ("select-and-scatter",)),
@@ -138,7 +138,8 @@ def traced_kinds(fn, steps: int, trace_dir: str) -> dict[str, float]:
 
 
 def worker(args) -> None:
-    """One (setting, variant) in this process: stage times, traced kinds, parameters after one step."""
+    """One (setting, variant) in this process: the first steps' losses and gradient norms, the step's time,
+    and for a `--breakdown` variant the stage times and the traced kinds."""
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
     import jax
@@ -156,25 +157,25 @@ def worker(args) -> None:
     state = run.setup.init_state()
     example = run.batches.batch(0, 0)
     images = example["image"]
-    rng = jax.random.key(0)
-    views = jax.jit(lambda im, k: two_views(im, k, config))
-    x1, x2 = views(images, rng)
-
-    def loss(params, model_state, x1, x2):
-        outs, new_state = model.apply({"params": params, **model_state}, [x1, x2], None, train=True,
-                                      mutable=list(model_state))
-        a, b = outs
-        return cc_losses(a["z"], b["z"], a["c"], b["c"], config.loss.instance_temperature,
-                         config.loss.cluster_temperature)["total"], new_state
-
-    forward = jax.jit(loss)
-    forward_backward = jax.jit(jax.value_and_grad(loss, has_aux=True))
     p, ms = state.params, state.model_state
     w, n = args.warmup, args.steps
     result = {"setting": args.setting, "variant": args.variant, "xla_flags": os.environ.get("XLA_FLAGS", ""),
               "jax": jax.__version__, "parameters": int(sum(x.size for x in jax.tree.leaves(p)))}
     breakdown = args.variant in args.breakdown.split(",")  # the others: the whole step only (a third of the compiling)
     if breakdown:
+        rng = jax.random.key(0)
+        views = jax.jit(lambda im, k: two_views(im, k, config))
+        x1, x2 = views(images, rng)
+
+        def loss(params, model_state, x1, x2):
+            outs, new_state = model.apply({"params": params, **model_state}, [x1, x2], None, train=True,
+                                          mutable=list(model_state))
+            a, b = outs
+            return cc_losses(a["z"], b["z"], a["c"], b["c"], config.loss.instance_temperature,
+                             config.loss.cluster_temperature)["total"], new_state
+
+        forward = jax.jit(loss)
+        forward_backward = jax.jit(jax.value_and_grad(loss, has_aux=True))
         result["augment_s"] = median_seconds(lambda: views(images, rng), w, n)
         result["forward_s"] = median_seconds(lambda: forward(p, ms, x1, x2), w, n)
         result["forward_backward_s"] = median_seconds(lambda: forward_backward(p, ms, x1, x2), w, n)
@@ -182,7 +183,7 @@ def worker(args) -> None:
     # The first steps' losses and gradient norms from the initial state: a variant that computes the same
     # step up to float32 rounding repeats them to about 1e-6 (parameters are no guide after one step:
     # Adam's first update is +-lr wherever a gradient is zero up to rounding, e.g. a bias before a norm).
-    check = run.setup.init_state()
+    check = run.setup.init_state()  # a fresh one: the train step donates its state, and p, ms are read below
     result["losses"], result["grad_norms"] = [], []
     for _ in range(3):
         check, m = run.train_step(check, example)
