@@ -1,5 +1,5 @@
 """`python -m ccjax <command> [flags]` (or the console script `ccjax <command> [flags]`): one entry for
-every command. `python -m ccjax.<module>` runs the same command (ccjax/main.py is `train`).
+every command. `python -m ccjax.main --config=...` (ccjax/main.py, train) is kept for the scripts that name it.
 
     python -m ccjax train --config=configs/cc_digits.py
     python -m ccjax evaluate --help

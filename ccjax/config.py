@@ -14,13 +14,14 @@ from ml_collections.config_dict import placeholder
 from ccjax.augment import AugmentParams
 from ccjax.augment.config import AUGMENT_FIELDS, augment_config, augment_overrides_config, view_augment_config
 from ccjax.data.masking import mask_noise_of
+from ccjax.data.opening import in_memory_mode
 from ccjax.errors import UserError
 from ccjax.methods import METHODS, check_method_config
 from ccjax.models import check_model_config
 
 __all__ = [
     "AUGMENT_FIELDS", "LR_SCHEDULES", "augment_config", "augment_overrides_config", "get_base_config",
-    "in_memory_mode", "validate", "view_augment_config",
+    "validate", "view_augment_config",
 ]
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -184,13 +185,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"objective={config.objective!r} does not match method={config.method!r}: the objective "
                         "now follows the method; remove `objective` from the config")
 
-
-_IN_MEMORY = {"auto": None, "true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-def in_memory_mode(value) -> bool | None:
-    """`dataset.in_memory` read: True (hold in memory), False (stream) or None (auto); UserError otherwise."""
-    mode = str(value).lower()
-    if mode not in _IN_MEMORY:
-        raise UserError(f"dataset.in_memory={value!r} must be auto, true or false; set --config.dataset.in_memory=auto")
-    return _IN_MEMORY[mode]

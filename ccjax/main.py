@@ -1,4 +1,5 @@
-"""`python -m ccjax.main --config=configs/cc_digits.py`: train and evaluate. The command is ccjax/cli/train.py."""
+"""`python -m ccjax.main --config=...`: the same as `python -m ccjax train`, kept because users' scripts name it.
+The command is ccjax/cli/train.py."""
 
 from ccjax.cli.train import main
 

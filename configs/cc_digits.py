@@ -5,7 +5,7 @@ crops of the 8x8 images, area 30-100%) with on-device brightness/contrast
 jitter and Gaussian noise, Adam at 3e-3 after a 10-epoch linear warm-up (without
 it, one seed in three locked into mixed clusters early); sized to finish in
 about 3.5 minutes on 2 CPU cores. Measured figures: docs/results.md.
-`python -m ccjax.main --config=configs/cc_digits.py`
+`python -m ccjax train --config=configs/cc_digits.py`
 """
 
 import pathlib

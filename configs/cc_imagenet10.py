@@ -6,7 +6,7 @@ ResNet-18 appears only in its Table 5 ablation), 224x224, batch 256, Adam 3e-4,
 Gaussian blur on (CC leaves it out only for the small-image datasets; its code:
 p 0.5, sigma in [0.1, 2]).
 Needs the ImageNet-10 subset prepared once from a manual ImageNet download:
-`python -m ccjax.prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
+`python -m ccjax prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
 """
 
 from ccjax.config import get_base_config

@@ -5,7 +5,7 @@ ResNet-34, 224x224, batch 256, Adam 3e-4,
 Gaussian blur on (CC leaves it out only for the small-image datasets; its code:
 p 0.5, sigma in [0.1, 2]).
 Needs the ImageNet-Dogs subset prepared once from a manual ImageNet download:
-`python -m ccjax.prepare --dataset=imagenet_dogs --manual_dir=<imagenet train dir>`.
+`python -m ccjax prepare --dataset=imagenet_dogs --manual_dir=<imagenet train dir>`.
 """
 
 from ccjax.config import get_base_config

@@ -8,7 +8,7 @@ W_z and W_c. Augmentation (the paper, in CC's code's order): random resized
 crop to 224, flip, colour jitter 0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2;
 no Gaussian blur for CIFAR. Table 3's ablations are overrides, e.g.
 `--config.gecc.reference=aug|dsu`, `--config.gecc.weights=none|wz|wc` (docs/gecc.md).
-Needs CIFAR-10 prepared once: `python -m ccjax.prepare --dataset=cifar10`.
+Needs CIFAR-10 prepared once: `python -m ccjax prepare --dataset=cifar10`.
 """
 
 from ccjax.config import get_base_config

@@ -7,7 +7,7 @@ Reference view: CDSM with probability t = 0.1 * (epoch // 100 + 1); weights
 W_z and W_c. Augmentation: random resized crop to 224, flip, colour jitter
 0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2; no Gaussian blur for CIFAR.
 Ablations: docs/gecc.md. Needs CIFAR-100 prepared once:
-`python -m ccjax.prepare --dataset=cifar100_20`.
+`python -m ccjax prepare --dataset=cifar100_20`.
 """
 
 from ccjax.config import get_base_config

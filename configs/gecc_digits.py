@@ -4,7 +4,7 @@ Exactly cc_digits.py's budget and settings (model, batch, epochs, learning
 rate, augmentation: it is loaded from that file), with GeCC's objective: CDSM
 reference view after every ConvNet block with probability
 t = 0.1 * (epoch // (E/10) + 1) (E = num_epochs), weights W_z and W_c.
-Needs no download. `python -m ccjax.main --config=configs/gecc_digits.py`
+Needs no download. `python -m ccjax train --config=configs/gecc_digits.py`
 """
 
 import importlib.util

@@ -8,7 +8,7 @@ resized crop to 224, flip, colour jitter 0.4/0.4/0.4/0.1 at p 0.8, grayscale
 p 0.2, Gaussian blur (CC's code: p 0.5, sigma in [0.1, 2], 23 taps at 224).
 Ablations: docs/gecc.md. Needs the ImageNet-10 subset prepared once from a
 manual ImageNet download:
-`python -m ccjax.prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
+`python -m ccjax prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
 """
 
 from ccjax.config import get_base_config

@@ -1,5 +1,5 @@
 """GeCC on ImageNet-1k (TFDS imagenet2012's 1,281,167 train images; prepare once with
-TensorFlow installed: `python -m ccjax.prepare --dataset=imagenet1k --manual_dir=<folder
+TensorFlow installed: `python -m ccjax prepare --dataset=imagenet1k --manual_dir=<folder
 with ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar>`).
 
 ResNet-50 at 224x224 with SCAN's augmentation and length; the optimiser and

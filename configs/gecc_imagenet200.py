@@ -1,5 +1,5 @@
 """GeCC on SCAN's ImageNet-200 (the train images of its 200 classes; prepare once from your
-ImageNet train set and SCAN's class list: `python -m ccjax.prepare --dataset=imagenet200
+ImageNet train set and SCAN's class list: `python -m ccjax prepare --dataset=imagenet200
 --manual_dir=<folder with ILSVRC2012_img_train.tar and imagenet_200.txt>`).
 
 ResNet-50 at 224x224 with SCAN's augmentation and length; the optimiser and

@@ -7,7 +7,7 @@ W_z and W_c. Augmentation: random resized crop to 224, flip, colour jitter
 0.4/0.4/0.4/0.1 at p 0.8, grayscale p 0.2, Gaussian blur (CC's code: p 0.5,
 sigma in [0.1, 2], 23 taps at 224). Ablations: docs/gecc.md. Needs the
 ImageNet-Dogs subset prepared once from a manual ImageNet download:
-`python -m ccjax.prepare --dataset=imagenet_dogs --manual_dir=<imagenet train dir>`.
+`python -m ccjax prepare --dataset=imagenet_dogs --manual_dir=<imagenet train dir>`.
 """
 
 from ccjax.config import get_base_config

@@ -1,6 +1,6 @@
 """GeCC on your own images: `--config.dataset.name=folder:<your image folder>`.
 
-    python -m ccjax.main --config=configs/gecc_images.py --config.dataset.name=folder:/data/photos \\
+    python -m ccjax train --config=configs/gecc_images.py --config.dataset.name=folder:/data/photos \\
         [--config.dataset.num_clusters=K]      # K is required when the folder has no class sub-folders
 
 Images are read once from the folder (class sub-folders, if any, become the

@@ -10,7 +10,7 @@ it exercises the whole anchor path (preprocessing, cached embeddings, the extra
 token) but carries no semantics, so it is NOT the paper's pretrained anchor.
 For a real anchor point --config.anchor.model at a downloaded CLIP and set
 --config.anchor.project=True (its 512-d embedding is projected to E = 32).
-`python -m ccjax.main --config=configs/mfavbs_digits.py`
+`python -m ccjax train --config=configs/mfavbs_digits.py`
 """
 
 import pathlib

@@ -12,10 +12,10 @@ grayscale p 0.2, Gaussian blur sigma 0.1-2, flip; T^b: T^a + solarize p 0.2.
 Ablations (the paper's Table 4):
   MethodA (no CLIP anchor): --config.anchor.enabled=False
   MethodB (CLIP anchor, no fusion): --config.model.vit.fusion=none
-The CLIP anchors are computed once and cached (`python -m ccjax.anchors
+The CLIP anchors are computed once and cached (`python -m ccjax anchors
 --config=<this file>`, or automatically by the trainer); the CLIP model must be
 downloadable or cached (`huggingface-cli download openai/clip-vit-base-patch32`).
-Needs the dataset prepared once: `python -m ccjax.prepare --dataset=rsod --image_size=256 --manual_dir=<extracted RSOD folder>`. See docs/mfavbs.md.
+Needs the dataset prepared once: `python -m ccjax prepare --dataset=rsod --image_size=256 --manual_dir=<extracted RSOD folder>`. See docs/mfavbs.md.
 """
 
 import pathlib

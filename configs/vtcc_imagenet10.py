@@ -7,7 +7,7 @@ projectors (hidden 4E); CC's objective (tau_I 0.5, tau_C 1.0, feature dim
 128); batch 128, Adam 3e-4, 500 epochs; 13,000 images (train split), 10 clusters.
 (VTCC's own code used E = 384 with 12 heads: --config.model.vit.embed_dim=384
 --config.model.vit.num_heads=12.) See docs/mfavbs.md.
-Needs the dataset prepared once: `python -m ccjax.prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
+Needs the dataset prepared once: `python -m ccjax prepare --dataset=imagenet10 --manual_dir=<imagenet train dir>`.
 """
 
 import pathlib

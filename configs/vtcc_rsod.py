@@ -6,7 +6,7 @@ projectors (hidden 4E); CC's objective (tau_I 0.5, tau_C 1.0, feature dim
 128); batch 128, Adam 3e-4, 500 epochs; 976 images, 4 clusters.
 (VTCC's own code used E = 384 with 12 heads: --config.model.vit.embed_dim=384
 --config.model.vit.num_heads=12.) See docs/mfavbs.md.
-Needs the dataset prepared once: `python -m ccjax.prepare --dataset=rsod --image_size=256 --manual_dir=<extracted RSOD folder>`.
+Needs the dataset prepared once: `python -m ccjax prepare --dataset=rsod --image_size=256 --manual_dir=<extracted RSOD folder>`.
 """
 
 import pathlib

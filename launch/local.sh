@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # N cooperating processes on this machine (what the multi-process tests use).
 #
-#   launch/local.sh NUM_PROCESSES [DEVICES_PER_PROCESS] -- python -m ccjax.main --config=configs/cc_digits.py
+#   launch/local.sh NUM_PROCESSES [DEVICES_PER_PROCESS] -- python -m ccjax train --config=configs/cc_digits.py
 #
 # Each process gets CCJAX_COORDINATOR / CCJAX_NUM_PROCESSES / CCJAX_PROCESS_ID,
 # which ccjax.runtime.distributed passes to jax.distributed.initialize. On CPU,

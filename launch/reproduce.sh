@@ -11,13 +11,13 @@
 #   mfavbs-depth    MFAVBs-CC Sec. 4.6.1 / Fig. 5: depth 2, 4, 6, 8, 10 (one FAVB per two blocks), remote-sensing sets
 #   mfavbs-favbs    MFAVBs-CC Sec. 4.6.2 / Fig. 6: N = 0..4 FAVBs at depth 8, remote-sensing sets
 #   mfavbs-table7   MFAVBs-CC Sec. 4.7 / Table 7: MFAVBs-CC on the clean and on the masked-noise sets
-#   mfavbs-table5   MFAVBs-CC Sec. 4.5 / Table 5: FLOPs and peak memory of a VTCC and a MFAVBs-CC step (ccjax.bench)
-#   mfavbs-table6   MFAVBs-CC Table 6: time per epoch of VTCC and MFAVBs-CC on the seven sets (ccjax.bench)
+#   mfavbs-table5   MFAVBs-CC Sec. 4.5 / Table 5: FLOPs and peak memory of a VTCC and a MFAVBs-CC step (ccjax bench)
+#   mfavbs-table6   MFAVBs-CC Table 6: time per epoch of VTCC and MFAVBs-CC on the seven sets (ccjax bench)
 #   all             every table above
 # Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers,
-# and `python -m ccjax.tables runs/<table>` puts the finished runs beside them (mean ± std over seeds).
+# and `python -m ccjax tables runs/<table>` puts the finished runs beside them (mean ± std over seeds).
 # The cost tables (5, 6) write one benchmark JSON per row: runs/<table>/<row>/<dataset>.json.
-# The datasets must be prepared first (python -m ccjax.prepare --dataset=...; see docs/datasets.md).
+# The datasets must be prepared first (python -m ccjax prepare --dataset=...; see docs/datasets.md).
 set -euo pipefail
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -44,7 +44,7 @@ emit() {  # emit TABLE ROW DATASET CONFIG [overrides...]
   for ((s = 0; s < seeds; s++)); do
     local wd="runs/${tbl}/${row}/${ds}"
     [[ $seeds -gt 1 ]] && wd="${wd}/seed${s}"
-    local cmd="python -m ccjax.main --config=configs/${cfg}.py --workdir=${wd} --config.seed=${s} $* ${extra}"
+    local cmd="python -m ccjax train --config=configs/${cfg}.py --workdir=${wd} --config.seed=${s} $* ${extra}"
     echo "${cmd}"
     if [[ $run == 1 ]]; then eval "${cmd}"; fi
   done
@@ -91,9 +91,9 @@ table_favbs() {
   done
 }
 
-bench() {  # bench TABLE ROW DATASET CONFIG: one `ccjax.bench` at the config's (the paper's) settings
+bench() {  # bench TABLE ROW DATASET CONFIG: one `ccjax bench` at the config's (the paper's) settings
   local out="runs/$1/$2/$3.json"
-  local cmd="mkdir -p runs/$1/$2 && python -m ccjax.bench --config=configs/$4.py --json=${out} ${extra}"
+  local cmd="mkdir -p runs/$1/$2 && python -m ccjax bench --config=configs/$4.py --json=${out} ${extra}"
   echo "${cmd}"
   if [[ $run == 1 ]]; then eval "${cmd}"; fi
 }

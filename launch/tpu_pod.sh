@@ -10,7 +10,7 @@
 # jax.distributed.initialize when TPU_WORKER_HOSTNAMES lists several hosts.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  echo "usage: $0 TPU_NAME ZONE ccjax.main-flags..." >&2
+  echo "usage: $0 TPU_NAME ZONE train-flags..." >&2
   exit 2
 fi
 tpu=$1; zone=$2; shift 2
@@ -20,4 +20,4 @@ if [[ ${CCJAX_INSTALL:-0} == 1 ]]; then
   setup="pip install -q 'ccjax[tpu] @ git+${CCJAX_REPO:?set CCJAX_REPO to the ccjax git URL}' && "
 fi
 gcloud compute tpus tpu-vm ssh "$tpu" --zone="$zone" --worker=all \
-  --command="${setup}cd \${CCJAX_DIR:-\$HOME} && python3 -m ccjax.main ${args}"
+  --command="${setup}cd \${CCJAX_DIR:-\$HOME} && python3 -m ccjax train ${args}"

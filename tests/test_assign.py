@@ -14,7 +14,8 @@ import pytest
 
 from ccjax.augment import augment_config, preprocess_eval
 from ccjax.config import get_base_config
-from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments, model_outputs
+from ccjax.data.labels import dataset_labels
+from ccjax.eval.assign import assign_clusters, evaluate_assignments, model_outputs
 from ccjax.runtime.mesh import make_mesh
 from fakes import array_dataset, streamed_dataset
 

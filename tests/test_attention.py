@@ -1,9 +1,9 @@
-"""Attention maps of a ViT run (ccjax.eval.attention_maps and `python -m ccjax.attention`, the MFAVBs paper's Fig. 4).
+"""Attention maps of a ViT run (ccjax.explain.attention_maps and `python -m ccjax attention`, the MFAVBs paper's Fig. 4).
 
 - The recomputed weights are the model's: from the captured attention input
   and the qkv/proj parameters, a numpy transcription of softmax(q k^T / sqrt(D)) v
   reproduces each chosen block's attention output, and the token-0 rows that
-  ccjax.eval.attention_maps returns are its rows (heads averaged), with the anchor token
+  ccjax.explain.attention_maps returns are its rows (heads averaged), with the anchor token
   in front when there is one.
 - Rows sum to 1; with the same view in both branches the fused block splits
   token 0's attention equally between the two halves (the two branches are
@@ -13,7 +13,7 @@
   run embeds the image with the anchor model (stubbed here: no CLIP weights
   offline); a non-ViT run and an unreadable image are one-line errors.
 
-The run directories are written as ccjax.main writes them (config.json,
+The run directories are written as ccjax train writes them (config.json,
 run.json, an Orbax checkpoint of an initialised train state) without training:
 the maps' plumbing does not depend on the weights' values, and training a ViT
 would take a minute of the shared CPUs.
@@ -31,8 +31,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ccjax.eval.attention_maps import (AttentionMaps, attention_weights, capture_block_inputs, draw_attention,
-                             favb_attention, image_attention, last_favb_blocks, load_vit_run)
+from ccjax.explain.attention_maps import (AttentionMaps, attention_weights, capture_block_inputs, favb_attention,
+                                          last_favb_blocks, load_vit_run)
+from ccjax.report.attention_figure import draw_attention, image_attention
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
 from test_report import ROOT, check_real_plot, load_config, subprocess_env
@@ -59,7 +60,7 @@ def vit_config(*, depth=2, fusing=1, anchor=False, fusion="tokens"):
 
 
 def write_run(workdir: str, config):
-    """config.json, run.json and a checkpoint of the initialised state, as ccjax.main leaves them.
+    """config.json, run.json and a checkpoint of the initialised state, as ccjax train leaves them.
 
     Returns (workdir, config, model (flax module), variables).
     """
@@ -210,7 +211,7 @@ def test_cli_writes_the_attention_png(vit_run, tmp_path):
     workdir = vit_run[0]
     image = write_digit_png(tmp_path / "seven.png")
     out = tmp_path / "maps" / "attention.png"
-    r = subprocess.run([sys.executable, "-m", "ccjax.attention", f"--workdir={workdir}", f"--image={image}",
+    r = subprocess.run([sys.executable, "-m", "ccjax", "attention", f"--workdir={workdir}", f"--image={image}",
                         f"--out={out}", "--seed=3"], cwd=ROOT, env=subprocess_env(), capture_output=True,
                        text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -248,7 +249,7 @@ def test_non_vit_run_is_a_one_line_error(tmp_path):
     rundir.write_config(str(tmp_path), c)
     with pytest.raises(UserError, match="attention maps need a ViT run"):
         load_vit_run(str(tmp_path))
-    r = subprocess.run([sys.executable, "-m", "ccjax.attention", f"--workdir={tmp_path}", "--image=x.png"],
+    r = subprocess.run([sys.executable, "-m", "ccjax", "attention", f"--workdir={tmp_path}", "--image=x.png"],
                        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip() and "WARNING" not in l]

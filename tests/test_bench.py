@@ -46,7 +46,7 @@ def test_bench_reports_throughput_and_flops_for_a_gecc_config():
 def test_bench_command_line_on_a_vit_with_anchor(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run(
-        [sys.executable, "-m", "ccjax.bench", "--config=configs/mfavbs_cifar10.py", f"--json={out}",
+        [sys.executable, "-m", "ccjax", "bench", "--config=configs/mfavbs_cifar10.py", f"--json={out}",
          "--config.model.vit.embed_dim=32", "--config.model.vit.num_heads=2", "--config.model.vit.depth=2",
          "--config.model.vit.num_fusing_blocks=1", "--config.augment.image_size=32", "--config.batch_size=8",
          "--config.bench.warmup_steps=1", "--config.bench.steps=2", "--config.model.feature_dim=8"],

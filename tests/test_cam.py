@@ -1,10 +1,10 @@
-"""Where a model looks (ccjax/eval/cam.py, GeCC's Fig. 1): Grad-CAM through the backbone's shift hook.
+"""Where a model looks (ccjax/explain/cam.py, GeCC's Fig. 1): Grad-CAM through the backbone's shift hook.
 
 - Against a direct computation: the last stage's activation A (recorded by a hook of the test's own),
   the gradient of the predicted cluster's probability through the heads alone at h = mean(A) (the
   ConvNet and ResNet end in global average pooling), alpha = that gradient / (h w), ReLU(A . alpha).
 - A model whose cluster output depends on one image region only: the map is 0 outside it.
-- Any image size and channel count; the report's grid and `python -m ccjax.explain` on written runs.
+- Any image size and channel count; the report's grid and `python -m ccjax explain` on written runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ccjax.eval.cam import grad_cam, last_conv_stage, stage_shapes, upsample_maps, vit_token_maps
+from ccjax.explain.cam import grad_cam, last_conv_stage, stage_shapes, upsample_maps, vit_token_maps
 from ccjax.models import ClusteringHeads, ClusteringModel, ConvNet
 from ccjax.models.resnet import BasicBlock, ResNet
 
@@ -155,8 +155,8 @@ def convnet_run(tmp_path_factory):
 def test_vit_maps_are_the_last_blocks_token_attention(fusing):
     """Depth 2: N=1 makes the last block fused (with one view in both branches, token 0's patch attention
     over the two halves adds up); N=0 (VTCC) a per-branch block (branch a's row). Against a recomputation
-    for each image alone from ccjax.eval.attention_maps' captured block input."""
-    from ccjax.eval.attention_maps import attention_weights, capture_block_inputs
+    for each image alone from ccjax.explain.attention_maps' captured block input."""
+    from ccjax.explain.attention_maps import attention_weights, capture_block_inputs
     from ccjax.models import build_model
     from test_attention import vit_config
 
@@ -178,7 +178,7 @@ def test_vit_maps_are_the_last_blocks_token_attention(fusing):
 
 
 def test_report_grid_and_the_explain_command(convnet_run, tmp_path):
-    from ccjax.eval.cam_figures import confident_examples, write_report_cams
+    from ccjax.report.cam_figures import confident_examples, write_report_cams
     from fakes import array_dataset, blob_images
     from test_report import ROOT, check_real_plot, subprocess_env
 
@@ -200,13 +200,13 @@ def test_report_grid_and_the_explain_command(convnet_run, tmp_path):
         files.append(str(f))
     out = tmp_path / "explain.png"
     # two columns (the run twice; ViT maps are tested above), rows = the three files
-    p = subprocess.run([sys.executable, "-m", "ccjax.explain", f"--workdir={workdir}", f"--workdir={workdir}",
+    p = subprocess.run([sys.executable, "-m", "ccjax", "explain", f"--workdir={workdir}", f"--workdir={workdir}",
                         f"--images={','.join(files)}", f"--out={out}"], cwd=ROOT, env=subprocess_env(),
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     check_real_plot(str(out), min_width=200)
     with Image.open(out) as im:
         assert im.height > im.width  # a row per image
-    p = subprocess.run([sys.executable, "-m", "ccjax.explain", f"--workdir={workdir}", "--indices=a"], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "ccjax", "explain", f"--workdir={workdir}", "--indices=a"], cwd=ROOT,
                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "whole numbers" in p.stderr

@@ -24,7 +24,7 @@ def env():
 
 def ccjax_main(*args, timeout=240):
     return subprocess.run(
-        [sys.executable, "-m", "ccjax.main", *args], cwd=ROOT, env=env(),
+        [sys.executable, "-m", "ccjax", "train", *args], cwd=ROOT, env=env(),
         capture_output=True, text=True, timeout=timeout,
     )
 
@@ -75,7 +75,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_0_then_resumes(tmp_path):
     wd = str(tmp_path / "run")
     args = ["--config=configs/cc_digits.py", f"--workdir={wd}", *TINY, "--config.num_epochs=200"]
     streamed = ["--config.dataset.in_memory=false", "--config.dataset.stream_workers=2"]
-    p = subprocess.Popen([sys.executable, "-m", "ccjax.main", *args, *streamed], cwd=ROOT, env=env(),
+    p = subprocess.Popen([sys.executable, "-m", "ccjax", "train", *args, *streamed], cwd=ROOT, env=env(),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     hist = os.path.join(wd, "history.jsonl")
     deadline = time.time() + 180

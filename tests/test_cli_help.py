@@ -63,7 +63,7 @@ def test_help_lists_the_commands_own_flags_with_descriptions_and_defaults(comman
 
 
 def test_train_help_says_where_config_fields_are_documented_and_how_to_list_them():
-    r = ccjax("--help", module="ccjax.main")
+    r = ccjax("train", "--help")
     assert r.returncode == 0, r.stderr
     assert "ccjax/config.py" in r.stdout and "--show_config" in r.stdout and "--config.<field>" in r.stdout
 

@@ -65,13 +65,13 @@ def test_transformers_4_gives_the_flax_clip():
 
 @pytest.mark.slow
 def test_a_clip_anchor_run_under_transformers_5_ends_in_one_line(tmp_path):
-    """`python -m ccjax.main` on the CLIP-anchor digits config: exit 2, one error line, no traceback."""
+    """`python -m ccjax train` on the CLIP-anchor digits config: exit 2, one error line, no traceback."""
     fake = tmp_path / "site" / "transformers"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(FAKE_TRANSFORMERS_5)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), ROOT]),
            "JAX_PLATFORMS": "cpu"}
-    r = subprocess.run([sys.executable, "-m", "ccjax.main", "--config=configs/mfavbs_digits.py",
+    r = subprocess.run([sys.executable, "-m", "ccjax", "train", "--config=configs/mfavbs_digits.py",
                         f"--workdir={tmp_path / 'run'}", "--config.num_epochs=1"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr[-3000:]

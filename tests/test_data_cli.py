@@ -1,4 +1,4 @@
-"""`python -m ccjax.prepare` and preparing/reading without TensorFlow, in fresh processes."""
+"""`python -m ccjax prepare` and preparing/reading without TensorFlow, in fresh processes."""
 
 from __future__ import annotations
 
@@ -40,13 +40,13 @@ def test_prepare_and_read_without_tensorflow(tmp_path):
     assert "OK 1797 4 2" in r.stdout
 
     # The command line on the same folder: a no-op now.
-    r = _run(["-m", "ccjax.prepare", f"--dataset=folder:{root}", f"--data_dir={data_dir}"])
+    r = _run(["-m", "ccjax", "prepare", f"--dataset=folder:{root}", f"--data_dir={data_dir}"])
     assert r.returncode == 0, r.stderr
     assert "already prepared" in r.stdout
 
 
 def test_prepare_cli_missing_manual_dir_is_one_line(tmp_path):
-    r = _run(["-m", "ccjax.prepare", "--dataset=imagenet_dogs", f"--data_dir={tmp_path}"])
+    r = _run(["-m", "ccjax", "prepare", "--dataset=imagenet_dogs", f"--data_dir={tmp_path}"])
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("ccjax: error: imagenet_dogs"), r.stderr

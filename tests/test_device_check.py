@@ -2,10 +2,10 @@
 
 The device check's figures on a CPU mean nothing; what is checked is that every
 kind of row (synthetic in both dtypes, the real streamed folder, the largest
-batch that fits) runs through `ccjax.bench` subprocesses, is printed in
+batch that fits) runs through `ccjax bench` subprocesses, is printed in
 docs/benchmarks.md's table format and lands in the JSON. CC's rows only (a tiny
 ConvNet compiles in seconds): the ViT and the CLIP anchor's real input are the
-same `ccjax.bench` command with other flags, tested in tests/test_bench.py and
+same `ccjax bench` command with other flags, tested in tests/test_bench.py and
 tests/test_own_images.py.
 """
 

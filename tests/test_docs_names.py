@@ -4,7 +4,7 @@ ccjax's own docstrings name exists: a file path `ccjax/x/y.py` or a dotted modul
 from __future__ import annotations
 
 import glob
-import importlib.util
+import importlib
 import os
 import re
 
@@ -47,7 +47,37 @@ def test_named_paths_and_modules_exist():
     assert not missing, "names of modules that do not exist:\n" + "\n".join(sorted(set(missing)))
 
 
-def test_every_command_runs_as_a_module():
-    """`python -m ccjax.<command>` resolves for every command the README lists."""
-    for cmd in ("main", "evaluate", "predict", "prepare", "anchors", "attention", "bench", "tables", "explain"):
-        assert importlib.util.find_spec(f"ccjax.{cmd}") is not None, cmd
+def test_every_command_runs_through_python_m_ccjax():
+    """Every command of `python -m ccjax <command>` names a cli/ module with a main(); `python -m ccjax.main`
+    (train) stays for the scripts that name it."""
+    from ccjax.__main__ import COMMANDS
+
+    for name, (module, _) in COMMANDS.items():
+        assert callable(importlib.import_module(module).main), name
+    assert importlib.import_module("ccjax.main").main is importlib.import_module("ccjax.cli.train").main
+
+
+OLD_FORM = re.compile(r"-m\W+ccjax\.(?:evaluate|predict|prepare|anchors|attention|bench|tables|explain)\b(?!\.)"
+                      r"|(?<![\w./])ccjax\.(?:evaluate|predict|prepare|anchors|attention|bench|tables)\b(?![.\w])"
+                      r"|(?<![\w./-])ccjax\.main\b(?![.\w])")
+
+
+def test_one_form_runs_a_command():
+    """`python -m ccjax <command>` everywhere: no `python -m ccjax.<command>` (nor `ccjax.<command>` said of a
+    command) in the docs, help texts, messages, tests and tools; `python -m ccjax.main` only where it is
+    explained as kept."""
+    pats = ["README.md", "CONTRIBUTING.md", "docs/*.md", "launch/*", "configs/*.py", "ccjax/**/*.py", "tests/*.py",
+            "tools/*.py", ".ci/*", "pyproject.toml"]
+    found = []
+    for pat in pats:
+        for path in glob.glob(os.path.join(ROOT, pat), recursive=True):
+            rel = os.path.relpath(path, ROOT)
+            if not os.path.isfile(path) or rel == os.path.join("tests", "test_docs_names.py"):
+                continue
+            with open(path, encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    for m in OLD_FORM.finditer(line):
+                        if m.group().endswith("ccjax.main") and "kept" in line:
+                            continue
+                        found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "the old command form (write `python -m ccjax <command>`):\n" + "\n".join(found)

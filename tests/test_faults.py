@@ -125,7 +125,7 @@ def test_second_launch_on_a_workdir_in_use_is_one_line_and_touches_nothing(digit
         with pytest.raises(UserError, match=rf"in use by process {os.getpid()}"):
             with rundir.lock(wd):
                 pass
-        r = subprocess.run([sys.executable, "-m", "ccjax.main", "--config=configs/cc_digits.py", f"--workdir={wd}",
+        r = subprocess.run([sys.executable, "-m", "ccjax", "train", "--config=configs/cc_digits.py", f"--workdir={wd}",
                             "--config.num_epochs=2", "--config.model.convnet_width=8",
                             "--config.checkpoint.every_epochs=1", "--config.progress_bar=False"],
                            cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=240)
@@ -224,7 +224,7 @@ def test_disk_full_during_training_stops_with_one_error_and_resumable_checkpoint
 
 
 def test_run_log_drops_a_torn_line_and_never_repeats_an_epoch(tmp_path):
-    from ccjax.eval.report import read_history
+    from ccjax.report.report import read_history
     from ccjax.run.log import RunLog
 
     wd = str(tmp_path)
@@ -275,7 +275,7 @@ def test_bad_values_are_one_line_before_any_work(field, value, expected):
 
 def test_bad_value_on_the_command_line_creates_nothing(tmp_path):
     wd = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "ccjax.main", "--config=configs/cc_digits.py", f"--workdir={wd}",
+    r = subprocess.run([sys.executable, "-m", "ccjax", "train", "--config=configs/cc_digits.py", f"--workdir={wd}",
                         "--config.num_epochs=-2"], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                        timeout=120)
     lines = [l for l in r.stderr.splitlines() if l.strip()]
@@ -308,7 +308,7 @@ def test_report_stays_small_and_fast_for_many_clusters(tmp_path):
     import time
 
     from ccjax.data.dataset import ImageDataset
-    from ccjax.eval.report import MAX_DRAWN, write_report
+    from ccjax.report.report import MAX_DRAWN, write_report
 
     n, k = 600, 300
     ds = ImageDataset.synthetic(n, (8, 8, 1), num_classes=10)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ccjax.eval.attention_maps import AttentionMaps, attention_figure
-from ccjax.eval.report import (clusters_figure, cluster_order, confusion_figure, curves_figure, figure_texts,
-                               write_report)
+from ccjax.explain.attention_maps import AttentionMaps
+from ccjax.report.attention_figure import attention_figure
+from ccjax.report.figures import figure_texts
+from ccjax.report.report import (clusters_figure, cluster_order, confusion_figure, curves_figure,
+                                 write_report)
 
 
 def joined(fig) -> str:
@@ -94,7 +96,7 @@ def test_curves_say_why_the_quality_panel_is_empty(final, why):
 
 
 def test_write_report_draws_clusters_in_the_confusion_order(tmp_path, monkeypatch):
-    import ccjax.eval.report as report
+    import ccjax.report.report as report
 
     drawn = {}
     monkeypatch.setattr(report, "save_figure", lambda fig, path, dpi=110: drawn.update({path.rsplit("/", 1)[1]: fig}))
@@ -141,7 +143,7 @@ def test_attention_figure_shows_the_input_a_colour_bar_per_row_and_explains_its_
 def test_attention_overlay_is_transparent_where_attention_is_low():
     from matplotlib import colormaps
 
-    from ccjax.eval.attention_maps import overlay
+    from ccjax.report.attention_figure import overlay
 
     rgba = overlay(np.array([[0.0, 0.5], [1.0, 2.0]]), 1.0, colormaps["Reds"])
     np.testing.assert_allclose(rgba[..., 3], [[0.0, 0.375], [0.75, 0.75]])

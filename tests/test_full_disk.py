@@ -5,7 +5,7 @@ Training: the first launch stops after epoch 1 with a checkpoint; the disk is th
 quarter of a checkpoint's size, and the same command saves at epoch 2 into a disk that cannot
 hold it. It must stop at that save, name its step, print one line and no traceback, leave no
 temporary checkpoint folder, and resume with the same command once space is freed.
-`ccjax.evaluate` and `ccjax.predict` writing onto the full disk: one line, exit 2, no partial
+`ccjax evaluate` and `ccjax predict` writing onto the full disk: one line, exit 2, no partial
 file; they succeed once space is freed.
 """
 
@@ -71,8 +71,9 @@ def du(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, n)) for r, _, names in os.walk(path) for n in names)
 
 
-def command(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(), capture_output=True,
+def command(name: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m ccjax <name's command> ARGS` (name: 'ccjax train', 'ccjax evaluate', ...)."""
+    return subprocess.run([sys.executable, "-m", *name.split(), *args], cwd=ROOT, env=env(), capture_output=True,
                           text=True, timeout=600)
 
 
@@ -96,7 +97,7 @@ def test_a_full_disk_stops_training_evaluate_and_predict_with_one_line_and_they_
         assert train_and_evaluate(digits_config(), wd, stop_at_epoch=1) == {"stopped_at_step": 7}
         ballast = fill(disk, leave=du(os.path.join(wd, "checkpoints", "7")) // 4)
 
-        r = command("ccjax.main", *ARGS, f"--workdir={wd}")
+        r = command("ccjax train", *ARGS, f"--workdir={wd}")
         assert r.returncode == 2, r.stderr
         lines = error_lines(r.stderr)
         assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
@@ -107,7 +108,7 @@ def test_a_full_disk_stops_training_evaluate_and_predict_with_one_line_and_they_
             assert [json.loads(l)["epoch"] for l in f] == [1, 2]
 
         os.remove(ballast)
-        r = command("ccjax.main", *ARGS, f"--workdir={wd}")
+        r = command("ccjax train", *ARGS, f"--workdir={wd}")
         assert r.returncode == 0, r.stderr
         assert "resuming from step 7" in r.stdout and "final clustering" in r.stdout
         with open(os.path.join(wd, "history.jsonl")) as f:
@@ -121,8 +122,8 @@ def test_a_full_disk_stops_training_evaluate_and_predict_with_one_line_and_they_
         with open(metrics) as f:
             before = f.read()
         ballast = fill(disk, leave=0)
-        for module, args, target in (("ccjax.evaluate", [], metrics),
-                                     ("ccjax.predict", [str(images)], os.path.join(wd, "predictions.csv"))):
+        for module, args, target in (("ccjax evaluate", [], metrics),
+                                     ("ccjax predict", [str(images)], os.path.join(wd, "predictions.csv"))):
             r = command(module, f"--workdir={wd}", *args)
             assert r.returncode == 2, r.stderr
             lines = error_lines(r.stderr)
@@ -134,7 +135,7 @@ def test_a_full_disk_stops_training_evaluate_and_predict_with_one_line_and_they_
         assert not os.path.exists(os.path.join(wd, "predictions.csv"))
 
         os.remove(ballast)
-        for module, args in (("ccjax.evaluate", []), ("ccjax.predict", [str(images)])):
+        for module, args in (("ccjax evaluate", []), ("ccjax predict", [str(images)])):
             r = command(module, f"--workdir={wd}", *args)
             assert r.returncode == 0, r.stderr
         assert os.path.exists(os.path.join(wd, "predictions.csv"))

@@ -6,9 +6,25 @@ import ast
 import pathlib
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "ccjax"
-# `python -m ccjax.<command>` needs a module of that name: these run a command and hold nothing else.
-ENTRY_MODULES = {"__main__.py", "main.py", "evaluate.py", "predict.py", "prepare.py", "anchors.py", "attention.py",
-                 "bench.py", "tables.py", "explain.py"}
+# `python -m ccjax <command>` (__main__.py) and `python -m ccjax.main` (train, kept for the scripts that name it):
+# these run a command and hold nothing else.
+ENTRY_MODULES = {"__main__.py", "main.py"}
+# docs/architecture.md's floors, top to bottom: a room (a folder of ccjax/, or a module at its root) imports
+# only rooms on lower floors, never one on its own floor or above.
+FLOORS = [
+    {"__main__", "main"},
+    {"cli"},
+    {"train"},
+    {"report"},
+    {"eval", "explain"},
+    {"clip", "results"},
+    {"run"},
+    {"config"},
+    {"data", "methods"},
+    {"models", "augment"},
+    {"runtime"},
+    {"errors"},
+]
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:
@@ -20,6 +36,10 @@ def imported_modules(path: pathlib.Path) -> set[str]:
             names.add(node.module)
             names.update(f"{node.module}.{a.name}" for a in node.names)
     return names
+
+
+def room_of(rel: pathlib.Path) -> str:
+    return rel.parts[0].removesuffix(".py")
 
 
 def library_modules():
@@ -56,3 +76,33 @@ def test_the_training_path_reads_in_order():
     assert not any(m.startswith(("ccjax.train.step", "ccjax.train.loop")) for m in uses["state"])
     assert not any(m.startswith("ccjax.train.loop") for m in uses["step"]) and "ccjax.train.state" in uses["step"]
     assert {"ccjax.train.state", "ccjax.train.step"} <= uses["loop"]
+
+
+def test_every_room_of_ccjax_is_on_a_floor():
+    rooms = {room_of(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")} - {"__init__"}
+    assert rooms == set().union(*FLOORS), "add the new room to FLOORS here and to docs/architecture.md's house"
+
+
+def test_imports_point_down_the_floors():
+    """Every `ccjax.x` import, at the top of a module or inside a function, goes to a lower floor (or its own room)."""
+    floor = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
+    climbing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        here = room_of(rel)
+        if here == "__init__":
+            continue
+        for name in imported_modules(path):
+            parts = name.split(".")
+            if parts[0] != "ccjax" or len(parts) < 2 or parts[1] not in floor or parts[1] == here:
+                continue
+            if floor[parts[1]] <= floor[here]:
+                climbing.append(f"ccjax/{rel} imports {name}")
+    assert not climbing, "imports that do not point down docs/architecture.md's floors:\n" + "\n".join(climbing)
+
+
+def test_no_lazy_module_getattr():
+    """A package's names are imported, not loaded on first use (a lazy __getattr__ hid a circle of imports)."""
+    lazy = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+            if any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in ast.parse(p.read_text()).body)]
+    assert not lazy, lazy

@@ -48,7 +48,7 @@ def test_notebook_is_clean():
             assert c.outputs == [] and c.execution_count is None
     assert "CCJAX_NOTEBOOK_EPOCHS" in "".join(c.source for c in nb.cells)
     # The last section's commands: shell escapes with the configs' real folder, not a bare configs/.
-    assert "!python -m ccjax.main --config={CONFIGS}/gecc_cifar10.py" in nb.cells[-1].source
+    assert "!python -m ccjax train --config={CONFIGS}/gecc_cifar10.py" in nb.cells[-1].source
     assert "RUN_CIFAR10 = False" in nb.cells[-1].source and "ccjax[cuda]" in nb.cells[-2].source
 
 
@@ -87,7 +87,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     for cluster, training_cluster in predicted:
         assert cluster == training_cluster
     assert "0 unreadable files skipped" in printed
-    assert f"skipped; the commands: python -m ccjax.main --config={ROOT}/configs/gecc_cifar10.py" in cell_text(code[-1])
+    assert f"skipped; the commands: python -m ccjax train --config={ROOT}/configs/gecc_cifar10.py" in cell_text(code[-1])
 
 
 def install_cell() -> str:

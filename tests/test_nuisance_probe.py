@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ccjax.eval import cues as C
-from ccjax.eval import nuisance
-from ccjax.eval.predictability import (
+from ccjax.explain import cues as C
+from ccjax.explain import nuisance
+from ccjax.explain.predictability import (
     balanced_accuracy,
     chance_levels,
     normalised_score,

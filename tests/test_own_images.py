@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from ccjax.errors import UserError
-from ccjax.eval import nuisance
+from ccjax.explain import nuisance
 from ccjax.eval.suggest_k import best_k, parse_range, suggest_k
 from fakes import PALETTE, SHAPES, shapes_folder
 from test_report import ROOT, check_real_plot, subprocess_env
@@ -95,7 +95,7 @@ def test_gecc_images_on_a_flat_unlabelled_folder(shapes, tmp_path):
 
 def test_a_flat_folder_without_k_is_one_line(shapes, tmp_path):
     root, _, _ = shapes
-    r = subprocess.run([sys.executable, "-m", "ccjax.main", "--config=configs/cc_images.py",
+    r = subprocess.run([sys.executable, "-m", "ccjax", "train", "--config=configs/cc_images.py",
                         f"--config.dataset.name=folder:{root / 'flat'}", f"--config.dataset.data_dir={tmp_path}",
                         f"--workdir={tmp_path / 'run'}"], cwd=ROOT, env=subprocess_env(), capture_output=True,
                        text=True, timeout=240)
@@ -128,7 +128,7 @@ def _shape_cues(items):
     from PIL import Image
 
     from ccjax.data.dataset import ImageDataset
-    from ccjax.eval.cues import image_cues
+    from ccjax.explain.cues import image_cues
 
     images = np.stack([np.asarray(Image.open(p)) for p, _, _ in items])
     return image_cues(ImageDataset("shapes", images, None, None), np.arange(len(items)))
@@ -152,7 +152,7 @@ def test_probe_on_real_pixels_names_the_cue_the_clusters_follow_and_nothing_else
 def test_probe_reads_file_format_and_subfolder_from_the_source_files(tmp_path):
     from PIL import Image
 
-    from ccjax.eval.cues import source_cues
+    from ccjax.explain.cues import source_cues
 
     files = []
     for i in range(40):

@@ -1,4 +1,4 @@
-"""`python -m ccjax.predict` on the tiny digits run of tests/test_report.py (trained once per session).
+"""`python -m ccjax predict` on the tiny digits run of tests/test_report.py (trained once per session).
 
 A folder holding a truncated JPEG, a file of garbage named .png, a zero-byte
 file, an 8x8 grayscale PNG of a training digit and a 24x20 RGB JPEG: the three
@@ -33,7 +33,7 @@ def run(tmp_path_factory):
 
 
 def predict(*args, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ccjax.predict", *args], cwd=ROOT, env=subprocess_env(),
+    return subprocess.run([sys.executable, "-m", "ccjax", "predict", *args], cwd=ROOT, env=subprocess_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -8,7 +8,7 @@ is trained in-process once per session (tests/test_predict.py reuses it), then:
   report/assignments.csv, in the Hungarian order recomputed with scipy;
 - metrics.json holds 'last' and 'best_by_train_loss' (chosen by the epoch-mean
   training loss in history.jsonl) with ACC/NMI/ARI, which sklearn confirms;
-- `python -m ccjax.evaluate` in a fresh process rewrites the same report.
+- `python -m ccjax evaluate` in a fresh process rewrites the same report.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ REPORT_FILES = ("metrics.json", "confusion.png", "clusters.png", "curves.png", "
 
 
 def load_config(name: str = "cc_digits"):
-    """`configs/<name>.py`'s get_config(), loaded by path as ccjax.main does."""
+    """`configs/<name>.py`'s get_config(), loaded by path as ccjax train does."""
     path = os.path.join(ROOT, "configs", f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"ccjax_test_config_{name}", path)
     module = importlib.util.module_from_spec(spec)
@@ -193,7 +193,7 @@ def test_evaluate_cli_reproduces_the_report(run):
     with open(os.path.join(report, "assignments.csv")) as f:
         csv_before = f.read()
     shutil.rmtree(report)
-    r = subprocess.run([sys.executable, "-m", "ccjax.evaluate", f"--workdir={workdir}"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "ccjax", "evaluate", f"--workdir={workdir}"], cwd=ROOT,
                        env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "ACC" in r.stdout and "best-by-training-loss" in r.stdout, r.stdout
@@ -210,7 +210,7 @@ def test_evaluate_cli_reproduces_the_report(run):
 
 
 def test_evaluate_cli_on_a_folder_that_is_not_a_run(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ccjax.evaluate", f"--workdir={tmp_path}"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "ccjax", "evaluate", f"--workdir={tmp_path}"], cwd=ROOT,
                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "no config.json" in r.stderr and "Traceback" not in r.stderr
@@ -240,7 +240,7 @@ class FakeDataset:
 
 def test_write_report_with_unlabelled_examples(tmp_path):
     """Partly labelled data (STL-10 with its unlabelled split): confusion over the labelled ones, empty CSV labels."""
-    from ccjax.eval.report import write_report
+    from ccjax.report.report import write_report
 
     ds = FakeDataset()
     rng = np.random.default_rng(1)

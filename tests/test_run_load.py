@@ -57,7 +57,7 @@ def test_loader_restores_the_checkpointed_variables_without_the_optimiser(digits
 
 
 def test_evaluate_and_predict_build_no_optimiser_and_reproduce_training(digits_run, tmp_path, monkeypatch):
-    from ccjax.eval.evaluation import evaluate_workdir
+    from ccjax.report.run_report import evaluate_workdir
     from ccjax.eval.predict import predict_files
 
     workdir = str(tmp_path / "run")

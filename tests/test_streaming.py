@@ -200,7 +200,7 @@ def test_preparation_writes_shard_by_shard_in_file_order(tmp_path, monkeypatch):
 
 
 def test_the_nuisance_cues_of_a_streamed_dataset_equal_the_in_memory_ones(monkeypatch):
-    from ccjax.eval import cues
+    from ccjax.explain import cues
 
     monkeypatch.setattr(cues, "_CHUNK", 64)  # 4 chunks, read by 2 workers, reassembled in order
     rng = np.random.default_rng(0)
@@ -220,7 +220,7 @@ def test_the_nuisance_cues_of_a_streamed_dataset_equal_the_in_memory_ones(monkey
 def test_the_report_grid_reads_only_the_images_it_draws(tmp_path):
     """On a dataset too large to hold, the per-cluster grid decodes each cluster's 8 most confident
     images and nothing else."""
-    from ccjax.eval.report import plot_clusters
+    from ccjax.report.report import plot_clusters
 
     rng = np.random.default_rng(0)
     n, k = 5000, 6

@@ -1,8 +1,8 @@
-"""`python -m ccjax.tables`: generated run folders with known metrics -> means, sample stds (ddof=1),
+"""`python -m ccjax tables`: generated run folders with known metrics -> means, sample stds (ddof=1),
 missing, unfinished and flagged runs, in Markdown, CSV and LaTeX; the papers' numbers agree with
 docs/results.md and the table rows with what launch/reproduce.sh runs.
 
-No model is trained: run folders are written as ccjax.main writes them (config.json from the table's
+No model is trained: run folders are written as ccjax train writes them (config.json from the table's
 config file, metrics.json with known ACC/NMI/ARI).
 """
 
@@ -29,7 +29,7 @@ NUM_EXAMPLES = {"cifar10": 60000, "cifar100": 60000, "imagenet10": 13000, "image
 
 
 def write_run(path, table, row, dataset, seed, metrics=None, history_epoch=None, **changes):
-    """A run folder as ccjax.main leaves it: config.json (the table's config + `changes`), metrics.json
+    """A run folder as ccjax train leaves it: config.json (the table's config + `changes`), metrics.json
     (final step, ACC/NMI/ARI = metrics) unless metrics is None, history.jsonl up to history_epoch."""
     t = TABLES[table]
     r = t.row(row)
@@ -162,7 +162,7 @@ def test_markdown_csv_and_latex(gecc2):
 
 def test_command_writes_the_three_formats_and_refuses_a_wrong_folder(gecc2, tmp_path):
     root, _ = gecc2
-    run = lambda *a: subprocess.run([sys.executable, "-m", "ccjax.tables", *a], cwd=ROOT, env=env(),
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ccjax", "tables", *a], cwd=ROOT, env=env(),
                                     capture_output=True, text=True, timeout=120)
     p = run(root, "--format=csv")
     assert p.returncode == 0, p.stderr
@@ -282,7 +282,7 @@ def test_cost_tables_run_the_benchmark_for_vtcc_and_mfavbs():
         got = set()
         for line in _reproduce_lines(name):
             bench = shlex.split(line.split("&&")[1])
-            assert bench[:3] == ["python", "-m", "ccjax.bench"]
+            assert bench[:3] == ["python", "-m", "ccjax", "bench"]
             opts = dict(a[2:].split("=", 1) for a in bench[3:])
             got.add((opts["config"], opts["json"]))
         assert got == {(f"configs/{m}_{ds}.py", f"runs/{name}/{m}/{ds}.json") for ds in sets for m in ("vtcc", "mfavbs")}

@@ -2,7 +2,7 @@
 
     python tools/device_check.py --out=device_check.json
 
-Rows (each `python -m ccjax.bench ... --json` in its own subprocess, under its own time limit):
+Rows (each `python -m ccjax bench ... --json` in its own subprocess, under its own time limit):
 - synthetic input: CC, GeCC, VTCC and MFAVBs-CC at the papers' settings (the CIFAR-10 configs:
   224x224 views, batch 256 or 128), in float32 and in bfloat16;
 - real input: a generated folder of 224x224 PNGs (tools/make_image_folder.py), prepared once and
@@ -92,13 +92,13 @@ class Check:
         return {"status": status, "wall_s": time.monotonic() - t, **({"tail": tail} if status != "ok" else {})}
 
     def bench(self, method: str, dtype: str, extra: list[str], limit: float, env: dict | None = None) -> dict:
-        """One `python -m ccjax.bench` subprocess: the run's record, with bench's JSON under "result"."""
+        """One `python -m ccjax bench` subprocess: the run's record, with bench's JSON under "result"."""
         flags = list(extra)
         if self.a.tiny:
             flags = tiny_flags(method) + ["--config.bench.warmup_steps=1", "--config.bench.steps=2"] + flags
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "bench.json")
-            cmd = [sys.executable, "-m", "ccjax.bench", f"--config={METHODS[method][1]}", f"--json={out}",
+            cmd = [sys.executable, "-m", "ccjax", "bench", f"--config={METHODS[method][1]}", f"--json={out}",
                    f"--config.dtype={dtype}", *flags]
             rec = self.run(cmd, limit, env)
             if rec["status"] == "ok":
@@ -121,7 +121,7 @@ class Check:
         rec = self.run([sys.executable, "tools/make_image_folder.py", f"--out={self.folder}",
                         f"--num_images={a.folder_images}", f"--size={a.folder_size}"], a.prewarm_limit_s)
         if rec["status"] == "ok":
-            rec = self.run([sys.executable, "-m", "ccjax.prepare", f"--dataset=folder:{self.folder}",
+            rec = self.run([sys.executable, "-m", "ccjax", "prepare", f"--dataset=folder:{self.folder}",
                             f"--data_dir={self.data_dir}", f"--image_size={a.folder_size}"], a.prewarm_limit_s)
         return rec
 

@@ -46,7 +46,7 @@ TARGETS = {
     "augment": (["ccjax/augment/ops.py", "ccjax/augment/pipeline.py"],
                 ["tests/test_config_wires.py", "tests/test_augment.py"]),
     "eval": (["ccjax/eval/metrics.py", "ccjax/eval/assign.py"], ["tests/test_assign.py", "tests/test_metrics.py"]),
-    "own_images": (["ccjax/eval/suggest_k.py", "ccjax/eval/predictability.py"],
+    "own_images": (["ccjax/eval/suggest_k.py", "ccjax/explain/predictability.py"],
                    ["tests/test_suggest_k.py", "tests/test_nuisance_probe.py", "tests/test_own_images.py::test_suggest_k_finds_the_number_of_groups_in_the_features",
                     "tests/test_own_images.py::test_suggest_k_range_errors_are_one_line"]),
 }

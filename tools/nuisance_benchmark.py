@@ -4,7 +4,7 @@
     python tools/nuisance_benchmark.py --folder=/data/shapes60k --size=32  # a prepared folder (streamed
                                                                            # with --streamed: grain workers)
 
-Runs `ccjax.eval.nuisance.nuisance_report` (the probe every run ends with) on a dataset with a random
+Runs `ccjax.explain.nuisance.nuisance_report` (the probe every run ends with) on a dataset with a random
 10-cluster assignment and 10 labels, and prints its wall-clock and CPU seconds, split into reading
 and measuring the images (the cues), reading the files' headers (folders), and the cross-validated
 fits (the clusters' and the labels'). The generated images are random-coloured discs and squares on
@@ -63,9 +63,9 @@ def main() -> None:
     p.add_argument("--folder", default=None)
     p.add_argument("--streamed", action="store_true")
     a = p.parse_args()
-    from ccjax.eval import nuisance
-    from ccjax.eval.cues import image_cues, source_cues
-    from ccjax.eval.predictability import predictability
+    from ccjax.explain import nuisance
+    from ccjax.explain.cues import image_cues, source_cues
+    from ccjax.explain.predictability import predictability
 
     dataset, name = prepared(a.folder, a.size, a.streamed) if a.folder else generated(a.num_images, a.size)
     n = dataset.num_examples

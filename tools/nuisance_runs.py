@@ -5,13 +5,13 @@
         --cases=digits_background,digits_polarity --seeds=0,1,2 --epochs=40 --parallel=2 [--remedy=NAME]
     python tools/nuisance_runs.py table --family=/tmp/family --runs=/tmp/nruns
 
-`train` runs `python -m ccjax.main --config=configs/cc_digits.py` on each case's folder (stored at
+`train` runs `python -m ccjax train --config=configs/cc_digits.py` on each case's folder (stored at
 16x16, `--epochs` epochs, each seed), `--parallel` at a time under `nice -n 10`, into
 `<runs>/<case>/<setting>_s<seed>` (setting: `none`, or the remedy's name); a finished run
 (metrics.json written) is skipped, so an interrupted batch resumes. `--remedy=NAME` adds the flags of
-ccjax.eval.nuisance.REMEDIES[NAME] (the settings the probe's warnings advise; several: NAME+NAME).
+ccjax.explain.nuisance.REMEDIES[NAME] (the settings the probe's warnings advise; several: NAME+NAME).
 
-`table` re-runs today's probe (ccjax.eval.nuisance) on every finished run's final assignment
+`table` re-runs today's probe (ccjax.explain.nuisance) on every finished run's final assignment
 (report/assignments.csv) and prints a markdown row per case and setting: the clusters' NMI with the
 labels (content) and with the nuisance's true level, the probe's cue score (clusters) beside the
 labels' cue score, whether it warned and the cues it named, mean over the seeds with each seed's
@@ -33,14 +33,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's ccjax, also when another one is installed
 
-from ccjax.eval.nuisance import probe
+from ccjax.explain.nuisance import probe
 
 STORE_SIZE = 16
 
 
 def remedy_flags() -> dict[str, list[str]]:
-    """{remedy name: its --config flags}: the settings ccjax.eval.nuisance's warnings advise."""
-    from ccjax.eval.nuisance import REMEDIES
+    """{remedy name: its --config flags}: the settings ccjax.explain.nuisance's warnings advise."""
+    from ccjax.explain.nuisance import REMEDIES
 
     out = {}
     for family, (_, flags) in REMEDIES.items():
@@ -56,7 +56,7 @@ def run_one(family: str, runs: str, case: str, seed: int, epochs: int, remedy: s
     flags = remedy_flags()
     extra = list(dict.fromkeys(f for name in remedy.split("+") for f in flags[name])) if remedy else []
     config = os.path.join(ROOT, "configs", "cc_digits.py")
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "ccjax.main", f"--config={config}",
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "ccjax", "train", f"--config={config}",
            f"--config.dataset.name=folder:{os.path.join(family, case)}", f"--config.dataset.image_size={STORE_SIZE}",
            f"--config.dataset.data_dir={os.path.join(runs, 'tfds')}", f"--config.num_epochs={epochs}",
            f"--config.seed={seed}", "--config.progress_bar=False", f"--workdir={workdir}", *extra]
@@ -120,7 +120,7 @@ def measure_cues(family: str, runs: str, case: str) -> tuple[dict, np.ndarray, l
     from ml_collections import ConfigDict
 
     from ccjax.data import open_dataset
-    from ccjax.eval.cues import image_cues, source_cues
+    from ccjax.explain.cues import image_cues, source_cues
 
     cfg = ConfigDict(dict(name=f"folder:{os.path.join(family, case)}", data_dir=os.path.join(runs, "tfds"),
                           image_size=STORE_SIZE, in_memory="true", memory_share=0.5, stream_workers=0,

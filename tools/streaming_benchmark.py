@@ -3,8 +3,8 @@
     python tools/make_image_folder.py --out=/data/shapes300k --num_images=300000 --size=64
     python tools/streaming_benchmark.py --folder=/data/shapes300k
 
-1. Prepares the folder (`python -m ccjax.prepare`), reporting its time and peak RSS.
-2. Runs `python -m ccjax.bench --config.bench.data=real` on it twice, with
+1. Prepares the folder (`python -m ccjax prepare`), reporting its time and peak RSS.
+2. Runs `python -m ccjax bench --config.bench.data=real` on it twice, with
    `dataset.in_memory=false` (grain workers decode each batch) and `=true`
    (the whole folder decoded into one array first), each in a fresh process.
 3. Prints, for both: peak RSS of the training process and of the largest input
@@ -52,7 +52,7 @@ def main() -> None:
     data_dir = ["--data_dir=" + a.data_dir] if a.data_dir else []
     results: dict = {"folder": a.folder, "config": a.config, "cpus": os.cpu_count()}
 
-    rc, secs, rss, out = run_measured([sys.executable, "-m", "ccjax.prepare", f"--dataset={name}", *data_dir])
+    rc, secs, rss, out = run_measured([sys.executable, "-m", "ccjax", "prepare", f"--dataset={name}", *data_dir])
     if rc != 0:
         sys.exit(f"preparing {a.folder} failed:\n{out[-2000:]}")
     results["prepare"] = {"seconds": secs, "peak_rss_gib": rss, "summary": out.strip().splitlines()[-1]}
@@ -62,7 +62,7 @@ def main() -> None:
         flag = {"streamed": "false", "in_memory": "true"}[path]
         with tempfile.TemporaryDirectory() as tmp:
             js = os.path.join(tmp, "bench.json")
-            cmd = [sys.executable, "-m", "ccjax.bench", f"--config={a.config}", f"--config.dataset.name={name}",
+            cmd = [sys.executable, "-m", "ccjax", "bench", f"--config={a.config}", f"--config.dataset.name={name}",
                    "--config.bench.data=real", f"--config.bench.steps={a.steps}",
                    f"--config.dataset.in_memory={flag}", f"--json={js}", *a.extra.split()]
             if a.data_dir:

@@ -7,8 +7,8 @@
     python -m ccjax explain    cli/explain.py
 
 ccjax/__main__.py picks the command (also the console scripts `ccjax <command>` and `ccjax-train`);
-`python -m ccjax.<command>` (ccjax.main for train) runs the same module through the entry modules in
-ccjax/. flags.py: what every command shares (its --help, one-line flag and config errors). Each
-command defines its flags only when it runs, so importing one defines none. No library module
-imports a command.
+`python -m ccjax.main --config=...` (ccjax/main.py, train) is kept for the scripts that name it.
+flags.py: what every command shares (its --help, one-line flag and config errors). Each command
+defines its flags only when it runs, so importing one defines none. No library module imports a
+command.
 """

@@ -3,7 +3,7 @@
     python -m ccjax anchors --config=configs/mfavbs_cifar10.py [--config.anchor.model=...] [--rebuild]
     python -m ccjax anchors --make_tiny_clip=<dir>   # a tiny random CLIP for tests and the digits demo
 
-(also `ccjax anchors` and `python -m ccjax.anchors`). The trainer does this itself when the cache is
+(also `ccjax anchors` and `python -m ccjax anchors`). The trainer does this itself when the cache is
 missing; the cache is in config.anchor.cache_dir (default: the dataset's data_dir, else ~/.cache/ccjax).
 """
 

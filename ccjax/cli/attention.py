@@ -2,7 +2,7 @@
 
     python -m ccjax attention --workdir=runs/mfavbs_rsod --image=oiltank.jpg [--out=attention.png] [--seed=0]
 
-(also `ccjax attention` and `python -m ccjax.attention`; the library is ccjax/eval/attention_maps.py).
+(also `ccjax attention` and `python -m ccjax attention`; the library is ccjax/explain/attention_maps.py).
 Draws, beside the image, how much the [CLS] (or CLIP anchor) token attends to each patch in the last
 block where the two augmented views are still separate and in the last block that fuses them.
 """
@@ -36,10 +36,10 @@ def main() -> None:
         if len(argv) > 1:
             raise UserError(f"unexpected arguments {argv[1:]}; flags are --workdir, --image, --out, --seed")
         if not workdir_flag.value or not image_flag.value:
-            raise UserError("usage: python -m ccjax.attention --workdir=<ViT run> --image=<file> [--out=x.png]")
+            raise UserError("usage: python -m ccjax attention --workdir=<ViT run> --image=<file> [--out=x.png]")
         stem = os.path.splitext(os.path.basename(image_flag.value))[0]
         out = out_flag.value or os.path.join(workdir_flag.value, f"attention_{stem}.png")
-        from ccjax.eval.attention_maps import image_attention
+        from ccjax.report.attention_figure import image_attention
 
         maps = image_attention(workdir_flag.value, image_flag.value, out, seed_flag.value)
         where = (f"blocks {maps.per_branch_block + 1} (per branch) and {maps.fused_block + 1} (fused)"

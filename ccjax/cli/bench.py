@@ -2,7 +2,7 @@
 
     python -m ccjax bench --config=configs/cc_cifar10.py [--json=bench.json]
 
-(also `ccjax bench` and `python -m ccjax.bench`). Compiles the config's train step, runs warm-up
+(also `ccjax bench` and `python -m ccjax bench`). Compiles the config's train step, runs warm-up
 steps, then times `config.bench.steps` steps and prints images/s, step time (median and spread),
 peak device memory, FLOPs per step from XLA's cost analysis and the model FLOPs utilisation against
 the device's peak. `--config.bench.data=synthetic` (default) feeds uint8 noise of the dataset's

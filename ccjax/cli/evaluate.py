@@ -3,7 +3,7 @@
     python -m ccjax evaluate --workdir=runs/cc_digits
     python -m ccjax evaluate --workdir=runs/cc_digits --suggest_k=2:30
 
-(also `ccjax evaluate` and `python -m ccjax.evaluate`). Restores the run's last checkpoint and its
+(also `ccjax evaluate` and `python -m ccjax evaluate`). Restores the run's last checkpoint and its
 best-by-training-loss checkpoint (never best by the labels), assigns every example to a cluster with
 each, and writes <workdir>/metrics.json and the report in <workdir>/report/ (with the "What do the
 clusters follow?" probe). --suggest_k=LO:HI instead clusters the learned features for each K in
@@ -40,12 +40,16 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
     if suggest_k:
         from ccjax.eval.suggest_k import best_k, format_table, parse_range, suggest_k_for_run
 
+        from ccjax.report.suggest_k import write_suggest_k
+
         rows, trained_k = suggest_k_for_run(workdir, parse_range(suggest_k))
+        write_suggest_k(workdir, rows)
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
         print(retrain_advice(workdir, best_k(rows), trained_k))
         return
-    from ccjax.eval.evaluation import evaluate_workdir, print_summary
+    from ccjax.eval.evaluation import print_summary
+    from ccjax.report.run_report import evaluate_workdir
 
     result = evaluate_workdir(workdir)
     print_summary(result)

@@ -2,7 +2,7 @@
 
     python -m ccjax predict --workdir=runs/cc_digits my_images/ extra.png [--out=predictions.csv]
 
-(also `ccjax predict` and `python -m ccjax.predict`; the library side is ccjax/eval/predict.py).
+(also `ccjax predict` and `python -m ccjax predict`; the library side is ccjax/eval/predict.py).
 Loads the run's last checkpoint, reads each image (folders are searched recursively), converts it
 to the training data's storage format (channels and size, as preparation does), prints a summary
 and writes a CSV of (id, cluster, probability, low_confidence) with assignments.csv's column names.

@@ -5,7 +5,7 @@
     python -m ccjax prepare --dataset=aid --manual_dir=/data/AID --image_size=256
     python -m ccjax prepare --dataset=folder:/data/my_images --image_size=128
 
-(also `ccjax prepare` and `python -m ccjax.prepare`). Builds the TFDS array_record dataset (with a
+(also `ccjax prepare` and `python -m ccjax prepare`). Builds the TFDS array_record dataset (with a
 progress bar) that training then reads through `tfds.data_source`. Preparing a prepared dataset is a
 no-op; an interrupted preparation leaves nothing that counts as prepared, so simply run the command
 again. Datasets and layouts: docs/datasets.md.

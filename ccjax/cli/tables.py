@@ -1,6 +1,6 @@
 """The runs of a paper's table beside the paper's numbers (the library is ccjax/results/).
 
-    python -m ccjax.tables runs/gecc-table3 [--seeds=3] [--checkpoint=last|best] [--ignore=num_epochs]
+    python -m ccjax tables runs/gecc-table3 [--seeds=3] [--checkpoint=last|best] [--ignore=num_epochs]
                            [--format=markdown|csv|latex] [--out=PREFIX]
 
 Reads the run folders `launch/reproduce.sh TABLE --run [--seeds=N]` wrote (runs/<table>/<row>/<dataset>
@@ -46,7 +46,7 @@ def main() -> None:
     @exit_on_user_error
     def run(argv: Any) -> None:
         if len(argv) != 2:
-            raise UserError("usage: python -m ccjax.tables runs/<table> (the folder launch/reproduce.sh TABLE "
+            raise UserError("usage: python -m ccjax tables runs/<table> (the folder launch/reproduce.sh TABLE "
                             "--run wrote)")
         from ccjax.results.collect import collect
         from ccjax.results.render import csv_text, latex, markdown

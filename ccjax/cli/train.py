@@ -2,7 +2,7 @@
 
     python -m ccjax train --config=configs/cc_digits.py [--workdir=runs/cc_digits] [--config.<field>=value ...]
 
-(also `ccjax train ...`, `ccjax-train ...` and `python -m ccjax.main ...`). The workdir defaults to
+(also `ccjax train ...`, `ccjax-train ...` and `python -m ccjax train ...`). The workdir defaults to
 ./runs/<config file name>; a run resumes from its newest checkpoint there, and at the end the run is
 evaluated and its report written to <workdir>/report/.
 """

@@ -178,7 +178,7 @@ def _load_clip_cached(name: str, fingerprint: str) -> LoadedClip:
         make_tiny_clip(path)
     if _looks_like_path(name) and not os.path.isdir(path):
         raise UserError(f"anchor.model {name!r} is not a directory; set --config.anchor.model to a hub name "
-                        "or a local CLIP directory (python -m ccjax.anchors --make_tiny_clip=<dir> makes a tiny one)")
+                        "or a local CLIP directory (python -m ccjax anchors --make_tiny_clip=<dir> makes a tiny one)")
     source = path if os.path.isdir(path) else name
     try:
         model, params = FlaxCLIPModel.from_pretrained(source, _do_init=False)

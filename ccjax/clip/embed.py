@@ -10,7 +10,7 @@ input pipeline gathers them by example index.
 The cache's format is in ccjax/clip/cache.py, CLIP's loading and
 preprocessing in ccjax/clip/clip.py.
 
-The command line (`python -m ccjax.anchors`) is ccjax/cli/anchors.py.
+The command line (`python -m ccjax anchors`) is ccjax/cli/anchors.py.
 """
 
 from __future__ import annotations

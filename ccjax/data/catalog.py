@@ -3,7 +3,7 @@
 Three families:
 - TFDS catalog datasets (cifar10, cifar100_20, stl10, uc_merced, imagenet1k):
   TFDS's own builders (`TFDS_CATALOG`), prepared once as array_record by
-  `python -m ccjax.prepare` (downloads; TFDS's builders for these need
+  `python -m ccjax prepare` (downloads; TFDS's builders for these need
   TensorFlow to prepare).
 - Local sources (`LOCAL_CATALOG`), built by ccjax's `CcjaxImages` builder:
   ImageNet-10, ImageNet-Dogs and SCAN's subsets from a manual ImageNet
@@ -136,8 +136,8 @@ def check_name(name: str) -> None:
 
 
 def prepare_cmd(name: str, data_dir: str, extra: str = "") -> str:
-    """The `python -m ccjax.prepare` command line that prepares `name`."""
-    return f"python -m ccjax.prepare --dataset={name} --data_dir={data_dir}{extra}"
+    """The `python -m ccjax prepare` command line that prepares `name`."""
+    return f"python -m ccjax prepare --dataset={name} --data_dir={data_dir}{extra}"
 
 
 def local_config_name(name: str, cfg) -> str:

@@ -5,7 +5,7 @@ in-memory implementation (`ImageDataset`; the streamed one is ccjax.data.streami
 batches, the CLIP anchor pass, the report): a fixed number of examples of one
 uint8 image shape, read by index. `ImageDataset` holds them in host memory and
 reads a batch by numpy fancy indexing; it serves the catalog's datasets that
-fit in memory, the images given to `ccjax.predict` and the benchmark's
+fit in memory, the images given to `ccjax predict` and the benchmark's
 synthetic data alike.
 
 `load_sources` decodes every example of a catalog dataset's splits

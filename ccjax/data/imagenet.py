@@ -112,7 +112,7 @@ def _locate(manual_dir: str, wnids: list[str]) -> dict[str, tuple[str, str]]:
 
 def check_manual_dir(name: str, manual_dir: str | None) -> dict[str, tuple[str, str]]:
     """Where each class of subset `name` is in `manual_dir`; a UserError naming what is missing."""
-    prepare = f"python -m ccjax.prepare --dataset={name} --manual_dir=<folder>"
+    prepare = f"python -m ccjax prepare --dataset={name} --manual_dir=<folder>"
     if not manual_dir or not os.path.isdir(manual_dir):
         where = f"{manual_dir} does not exist" if manual_dir else "no manual_dir given"
         raise UserError(

@@ -153,6 +153,17 @@ def readable_bytes(n: float) -> str:
     return f"{int(n)} bytes"
 
 
+_IN_MEMORY = {"auto": None, "true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def in_memory_mode(value) -> bool | None:
+    """`dataset.in_memory` read: True (hold in memory), False (stream) or None (auto); UserError otherwise."""
+    mode = str(value).lower()
+    if mode not in _IN_MEMORY:
+        raise UserError(f"dataset.in_memory={value!r} must be auto, true or false; set --config.dataset.in_memory=auto")
+    return _IN_MEMORY[mode]
+
+
 def host_memory_bytes() -> int:
     """Physical memory of this host."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -165,8 +176,6 @@ def choose_in_memory(dataset_cfg, decoded_bytes: int) -> tuple[bool, str]:
     `dataset.memory_share` of this host's physical memory (each training
     process holds its own copy), and streams it otherwise.
     """
-    from ccjax.config import in_memory_mode
-
     forced = in_memory_mode(cfg_field(dataset_cfg, "in_memory", "auto"))
     size = f"{readable_bytes(decoded_bytes)} decoded"
     if forced is not None:

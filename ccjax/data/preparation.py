@@ -1,4 +1,4 @@
-"""Preparing a dataset once: `prepare_dataset` (what `python -m ccjax.prepare` runs).
+"""Preparing a dataset once: `prepare_dataset` (what `python -m ccjax prepare` runs).
 
 A TFDS catalog dataset is downloaded and written as array_record by TFDS's own
 builder (TensorFlow needed for that step only); digits and the local-source

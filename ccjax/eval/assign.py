@@ -54,13 +54,3 @@ def evaluate_assignments(probs: np.ndarray, labels: np.ndarray | None) -> dict:
         out["num_labelled"] = int(known.sum())
     return out
 
-
-def dataset_labels(dataset) -> np.ndarray | None:
-    """All labels in dataset order, or None for unlabeled data."""
-    if dataset.num_classes is None:
-        return None
-    labels = getattr(dataset, "labels", None)
-    if labels is None:  # read in chunks: never a second copy of all images
-        idx = np.arange(dataset.num_examples)
-        labels = np.concatenate([dataset.read(c)["label"] for c in np.array_split(idx, max(1, len(idx) // 4096))])
-    return np.asarray(labels, np.int64)

@@ -1,27 +1,36 @@
-"""Evaluate a run's checkpoints and write its report (library side of `ccjax.evaluate`).
+"""Scoring a run's checkpoints (the report that follows is ccjax/report/run_report.py).
 
 Restores the last checkpoint and the best-by-training-loss one (never best by
-the labels), assigns every example to a cluster with each, and writes
-`<workdir>/metrics.json` and the report under `<workdir>/report/` (see
-ccjax/eval/report.py; report/cams.png, where the model looks for each cluster's
-most confident images, is ccjax/eval/cam_figures.py). Training calls the same
-code at its end.
+the labels) and assigns every example to a cluster with each. Training and
+`python -m ccjax evaluate` call the same code.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import sys
 
-import jax
+import numpy as np
 
-from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
+from ccjax.data.labels import dataset_labels
+from ccjax.eval.assign import assign_clusters, evaluate_assignments
 from ccjax.run.load import Restored, TrainedModel
-from ccjax.run.rundir import BEST_CHECKPOINTS_DIR, METRICS, write_json_atomic
+from ccjax.run.rundir import BEST_CHECKPOINTS_DIR
 
 
-def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | None = None,
-                 progress: bool = True) -> dict:
-    """Metrics of the last and of the best-by-training-loss checkpoints; writes metrics.json and the report.
+@dataclasses.dataclass
+class Scored:
+    """What score_run measured: `result` (metrics.json's content), and what the report draws."""
+    result: dict
+    last_metrics: dict
+    probs_last: np.ndarray  # [N, K] cluster probabilities of the last checkpoint
+    labels: np.ndarray | None
+    last: Restored
+
+
+def score_run(trained: TrainedModel, dataset, anchors=None, last: Restored | None = None,
+              progress: bool = True) -> Scored:
+    """Metrics of the last and of the best-by-training-loss checkpoints.
 
     `dataset` (and `anchors` [N, A] for a run with the CLIP anchor) is the training data;
     `last` the final variables when the caller has them (training), else the newest checkpoint's.
@@ -47,40 +56,11 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
         best_metrics["train_loss"] = best.meta.get("loss")
         best_metrics["epoch"] = best.meta.get("epoch")
         result["best_by_train_loss"] = best_metrics
-    if jax.process_index() == 0:
-        from ccjax.eval.report import write_report
-
-        write_json_atomic(os.path.join(trained.workdir, METRICS), result)
-        report_metrics = {"last": last_metrics}
-        if "best_by_train_loss" in result:
-            report_metrics["best_by_train_loss"] = result["best_by_train_loss"]
-        write_report(trained.workdir, dataset, probs_last, report_metrics, labels)
-        from ccjax.eval.cam_figures import write_report_cams
-        from ccjax.eval.nuisance import nuisance_report, write_nuisance
-
-        nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed))
-        write_nuisance(trained.workdir, nuisance)
-        write_report_cams(trained.workdir, trained.module, last.variables, config, dataset, probs_last, anchors)
-        result["nuisance_warnings"] = nuisance["warnings"]
-    return result
-
-
-def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
-    """`ccjax.evaluate`: the run in `workdir` re-evaluated on its training data (cached anchors)."""
-    from ccjax.data import open_dataset
-    from ccjax.clip import load_anchors
-    from ccjax.run.load import load_trained
-
-    trained = load_trained(workdir)  # the model only: no training batches, no optimiser
-    dataset = open_dataset(trained.config.dataset)
-    anchors = load_anchors(trained.config, dataset, trained.mesh)
-    return evaluate_run(trained, dataset, anchors, progress=progress)
+    return Scored(result, last_metrics, probs_last, labels, last)
 
 
 def print_summary(result: dict) -> None:
     """The final clustering's line, then any nuisance warning (stderr), as every command ends."""
-    import sys
-
     print(summary_line(result), flush=True)
     for warning in result.get("nuisance_warnings", []):
         print(warning, file=sys.stderr, flush=True)

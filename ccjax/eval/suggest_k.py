@@ -1,4 +1,4 @@
-"""Choosing K without labels: `python -m ccjax.evaluate --workdir=<run> --suggest_k=2:30`.
+"""Choosing K without labels: `python -m ccjax evaluate --workdir=<run> --suggest_k=2:30`.
 
 For a trained run, the learned instance features z (L2-normalised, view 1's
 eval preprocessing) of every image (an even subsample of at most MAX_EXAMPLES)
@@ -23,14 +23,12 @@ run's K and always favour it.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from ccjax.errors import UserError
-from ccjax.run.rundir import REPORT_DIR, write_figure, write_json_atomic
 
 MAX_EXAMPLES = 10000
 
@@ -84,30 +82,6 @@ def format_table(rows: list[dict], trained_k: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_suggest_k(workdir: str, rows: list[dict]) -> str:
-    """report/suggest_k.json and report/suggest_k.png; returns the folder."""
-    out = os.path.join(workdir, REPORT_DIR)
-    os.makedirs(out, exist_ok=True)
-    write_json_atomic(os.path.join(out, "suggest_k.json"), {"rows": rows, "suggested_k": best_k(rows)})
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = [r["k"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(ks, [r["stability"] for r in rows], marker="s", label="stability (ARI between halves; suggested: max)")
-    ax.plot(ks, [r["silhouette"] for r in rows], marker="o", label="silhouette (context)")
-    ax.axvline(best_k(rows), color="gray", linestyle=":", linewidth=1)
-    ax.set_xlabel("number of clusters K")
-    ax.set_title("Choosing K: k-means of the learned features", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    write_figure(fig, os.path.join(out, "suggest_k.png"), dpi=110)
-    plt.close(fig)
-    return out
-
-
 def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> tuple[list[dict], int]:
     """suggest_k on the learned features of the run in `workdir` (its last checkpoint) over its training
     data; returns (rows, the run's own K)."""
@@ -122,5 +96,4 @@ def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> tup
     variables = trained.restore_latest().variables
     z = model_outputs(trained.module, variables, trained.config, dataset, trained.mesh, anchors, "z", progress)
     rows = suggest_k(z, ks, seed=int(trained.config.seed))
-    write_suggest_k(workdir, rows)
     return rows, int(trained.info["num_clusters"])

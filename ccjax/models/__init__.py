@@ -8,31 +8,24 @@ Contract (docs/architecture.md, "Models"):
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.models.clustering import ClusteringModel
 from ccjax.models.convnet import ConvNet, check_convnet_config
 from ccjax.models.heads import ClusteringHeads
+from ccjax.models.layers import DTYPES, compute_dtype
 from ccjax.models.resnet import RESNETS, ResNet, build_resnet, check_resnet_config
+from ccjax.models.vit import build_vit_model, validate_vit_config
 
 BACKBONES = (*RESNETS, "convnet", "vit")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 __all__ = [
     "BACKBONES", "ClusteringHeads", "ClusteringModel", "ConvNet", "ResNet",
     "build_model", "check_model_config", "compute_dtype", "count_params",
 ]
-
-
-def compute_dtype(config) -> Any:
-    """The activation/matmul dtype named by `config.dtype` ('float32' or 'bfloat16'; checked by validate)."""
-    return DTYPES[config.dtype]
 
 
 def check_model_config(config) -> None:
@@ -45,8 +38,6 @@ def check_model_config(config) -> None:
             f"unknown model.backbone {m.backbone!r}; set --config.model.backbone to one of {', '.join(BACKBONES)}"
         )
     if m.backbone == "vit":
-        from ccjax.models.vit import validate_vit_config  # written separately; imported only when used
-
         validate_vit_config(m.vit)
     elif m.backbone == "convnet":
         check_convnet_config(m)
@@ -60,8 +51,6 @@ def build_model(config, num_clusters: int) -> nn.Module:
     m = config.model
     dtype = compute_dtype(config)
     if m.backbone == "vit":
-        from ccjax.models.vit import build_vit_model
-
         return build_vit_model(config, num_clusters)
     if m.backbone == "convnet":
         net = ConvNet(width=m.convnet_width, dtype=dtype)

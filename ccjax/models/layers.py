@@ -1,4 +1,5 @@
-"""Layers and types the backbones share: the feature-shift hook type, torchvision-style conv and BatchNorm."""
+"""Layers and types the backbones share: the compute dtype, the feature-shift hook type, torchvision-style conv
+and BatchNorm."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(config) -> Any:
+    """The activation/matmul dtype named by `config.dtype` ('float32' or 'bfloat16'; checked by validate)."""
+    return DTYPES[config.dtype]
 
 # hook(features, layer_index) -> features, applied by a backbone after its stem (layer_index
 # STEM_LAYER) and after each stage/block (0, 1, ...). GeCC's CDSM and DSU are such hooks; no

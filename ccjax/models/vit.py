@@ -39,7 +39,7 @@ import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.models.heads import l2_normalize, linear_bias_init, linear_kernel_init
-from ccjax.models.layers import STEM_LAYER, ShiftHook, batch_norm
+from ccjax.models.layers import STEM_LAYER, ShiftHook, batch_norm, compute_dtype
 
 FUSIONS = ("tokens", "none")
 LN_EPS = 1e-6
@@ -368,8 +368,6 @@ def validate_vit_config(vit) -> None:
 
 def build_vit_model(config, num_clusters: int) -> ViTClusteringModel:
     """The ViT model named by `config.model.vit` (+ `config.anchor`) with VTCC's heads for `num_clusters`."""
-    from ccjax.models import compute_dtype
-
     vit = config.model.vit  # checked by validate_vit_config (ccjax.config.validate)
     dtype = compute_dtype(config)
     anchor = config.anchor

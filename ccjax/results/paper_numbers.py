@@ -227,7 +227,7 @@ TABLES: dict[str, PaperTable] = {t.name: t for t in (
     GECC_TABLE2, GECC_TABLE3, MFAVBS_TABLE2, MFAVBS_TABLE4, MFAVBS_TABLE7, MFAVBS_DEPTH, MFAVBS_FAVBS)}
 
 # Table 6 (Sec. 4.5): seconds per epoch and minutes to convergence on a V100-SXM2-32GB, batch 128;
-# `python -m ccjax.bench` measures the first (launch/reproduce.sh mfavbs-table6).
+# `python -m ccjax bench` measures the first (launch/reproduce.sh mfavbs-table6).
 MFAVBS_TABLE6 = {
     "source": f"{MFAVBS}, Sec. 4.5 and Table 6",
     "datasets": MFAVBS_SETS,

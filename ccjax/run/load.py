@@ -14,9 +14,9 @@ from typing import Any
 
 from ccjax.errors import UserError
 from ccjax.models import build_model
+from ccjax.models.spec import inference_spec
 from ccjax.run.checkpoint import Checkpointer
 from ccjax.run.rundir import CHECKPOINTS_DIR, load_run_config, read_run_info
-from ccjax.train.state import inference_spec
 from ccjax.runtime.mesh import make_mesh
 
 

@@ -127,11 +127,6 @@ def _why_not_written(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def write_figure(fig, path: str, dpi: int) -> None:
-    """Saves a matplotlib figure as PNG atomically (see write_atomic): never a truncated image."""
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
-
-
 def write_json_atomic(path: str, obj) -> None:
     """Writes `obj` as indented, key-sorted JSON, atomically (see write_atomic)."""
     write_atomic(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
@@ -231,12 +226,12 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     """The config a run was trained with (its workdir's config.json, completed with today's defaults)."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
-        raise UserError(f"{workdir!r} has no {CONFIG_FILE}: not a ccjax run directory (train with ccjax.main first)")
+        raise UserError(f"{workdir!r} has no {CONFIG_FILE}: not a ccjax run directory (train with `python -m ccjax train` first)")
     try:
         with open(path) as f:
             d = json.load(f)
     except (OSError, ValueError):
-        raise UserError(f"{path} is unreadable or corrupt; it must be the JSON ccjax.main wrote") from None
+        raise UserError(f"{path} is unreadable or corrupt; it must be the JSON `ccjax train` wrote") from None
     return ml_collections.ConfigDict(_tuples(with_defaults(d)))
 
 
@@ -253,9 +248,9 @@ def read_run_info(workdir: str) -> dict:
     """The run's run.json: dataset, num_examples, image_shape, num_clusters, class_names, anchor_dim."""
     path = os.path.join(workdir, RUN_INFO)
     if not os.path.exists(path):
-        raise UserError(f"{workdir!r} has no {RUN_INFO}; it was not written by ccjax.main")
+        raise UserError(f"{workdir!r} has no {RUN_INFO}; it was not written by `ccjax train`")
     try:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError):
-        raise UserError(f"{path} is unreadable or corrupt; it must be the JSON ccjax.main wrote") from None
+        raise UserError(f"{path} is unreadable or corrupt; it must be the JSON `ccjax train` wrote") from None

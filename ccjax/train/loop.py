@@ -29,8 +29,10 @@ from ccjax.config import validate
 from ccjax.data import open_dataset
 from ccjax.data.pipeline import TrainBatches
 from ccjax.errors import UserError
-from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
-from ccjax.eval.evaluation import evaluate_run, print_summary
+from ccjax.data.labels import dataset_labels
+from ccjax.eval.assign import assign_clusters, evaluate_assignments
+from ccjax.eval.evaluation import print_summary
+from ccjax.report.run_report import evaluate_run
 from ccjax.run import rundir
 from ccjax.run.checkpoint import Checkpointer, SaveFailed
 from ccjax.run.load import Restored, TrainedModel

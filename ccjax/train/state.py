@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 
 from ccjax.models import build_model
-from ccjax.runtime.mesh import replicated
+from ccjax.models.spec import state_shardings, variables_init, with_shardings
 
 
 @flax.struct.dataclass
@@ -70,23 +70,15 @@ def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation
     return tx
 
 
-def example_inputs(config, image_shape: tuple[int, int, int], anchor_dim: int | None):
-    """Dummy model inputs of the right shapes for initialisation: two views of 2 images."""
-    s, c = config.augment.image_size, image_shape[-1]
-    views = [jnp.zeros((2, s, s, c), jnp.float32)] * 2
-    anchors = None if anchor_dim is None else jnp.zeros((2, anchor_dim), jnp.float32)
-    return views, anchors
-
-
 def train_state_spec(model, tx, config, mesh: Mesh, image_shape, anchor_dim: int | None):
     """(init, abstract): `init()` builds the state directly into its shardings;
     `abstract` is the state's ShapeDtypeStructs with those shardings (what a
     checkpoint restores into). Nothing is computed until `init()` is called.
     """
-    views, anchors = example_inputs(config, image_shape, anchor_dim)
+    init_variables = variables_init(model, config, image_shape, anchor_dim)
 
     def init_fn(rng):
-        variables = dict(model.init({"params": rng}, views, anchors, train=False))
+        variables = init_variables(rng)
         params = variables.pop("params")
         return TrainState(
             step=jnp.zeros((), jnp.int32),
@@ -99,30 +91,9 @@ def train_state_spec(model, tx, config, mesh: Mesh, image_shape, anchor_dim: int
     rng = jax.random.key(config.seed)
     shapes = jax.eval_shape(init_fn, rng)
     shardings = state_shardings(shapes, mesh)
-    abstract = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings
-    )
+    abstract = with_shardings(shapes, shardings)
     init = jax.jit(init_fn, out_shardings=shardings)
     return (lambda: init(rng)), abstract
-
-
-def inference_spec(model, config, mesh: Mesh, image_shape, anchor_dim: int | None) -> dict:
-    """The part of a checkpointed TrainState inference restores, as ShapeDtypeStructs with their
-    shardings: {'step', 'params', 'model_state'} (no optimiser state)."""
-    views, anchors = example_inputs(config, image_shape, anchor_dim)
-
-    def shapes_fn(rng):
-        variables = dict(model.init({"params": rng}, views, anchors, train=False))
-        return {"step": jnp.zeros((), jnp.int32), "params": variables.pop("params"), "model_state": variables}
-
-    shapes = jax.eval_shape(shapes_fn, jax.random.key(config.seed))
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                        shapes, state_shardings(shapes, mesh))
-
-
-def state_shardings(state_shapes: Any, mesh: Mesh) -> Any:
-    """Data parallel: everything in the state is replicated."""
-    return jax.tree.map(lambda _: replicated(mesh), state_shapes)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

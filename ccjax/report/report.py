@@ -25,26 +25,8 @@ import os
 import numpy as np
 
 from ccjax.eval.metrics import confusion_matrix, hungarian_match
-from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_figure, write_json_atomic
-
-
-def _figure(width: float, height: float):
-    """A matplotlib Figure not registered with pyplot (nothing global to close), drawn with Agg."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height))
-
-
-def save_figure(fig, path: str, dpi: int = 110) -> None:
-    """Writes `fig` as a PNG, atomically."""
-    write_figure(fig, path, dpi)
-
-
-def figure_texts(fig) -> list[str]:
-    """Every text a figure shows: titles, axis labels, tick labels, legend entries, colour-bar labels and
-    free text (what the tests read, so no title or note can silently disappear)."""
-    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and callable(a.get_text))]
-    return [t for t in texts if t]
+from ccjax.report.figures import new_figure, save_figure
+from ccjax.run.rundir import HISTORY, METRICS, REPORT_DIR, write_atomic, write_json_atomic
 
 
 def cluster_order(y_true: np.ndarray, y_pred: np.ndarray, num_clusters: int) -> list[int]:
@@ -73,7 +55,7 @@ def confusion_figure(cm: np.ndarray, order: list[int], class_names: list[str], m
     bar, the number of images, ACC/NMI/ARI in the title; only the largest MAX_DRAWN rows and columns."""
     rows, cols = largest(cm.sum(1)), largest(cm.sum(0))
     shown = cm[np.ix_(rows, cols)]
-    fig = _figure(2.6 + 0.45 * len(cols), 1.6 + 0.4 * len(rows))
+    fig = new_figure(2.6 + 0.45 * len(cols), 1.6 + 0.4 * len(rows))
     ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0)
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).set_label("images", fontsize=8)
@@ -129,7 +111,7 @@ def clusters_figure(probs: np.ndarray, read_images, order: list[int] | None = No
     sizes = np.bincount(pred, minlength=k)
     drawn = [order[i] for i in largest(sizes[order])]
     width, height = 1.4 + per_cluster * 0.9, 0.75 + len(drawn) * 0.9
-    fig = _figure(width, height)
+    fig = new_figure(width, height)
     axes = fig.subplots(len(drawn), per_cluster + 1, squeeze=False,
                         gridspec_kw={"width_ratios": [1.5] + [1] * per_cluster})
     for row, c in enumerate(drawn):
@@ -186,7 +168,7 @@ def curves_figure(history: list[dict], final: dict | None = None):
 
     epochs = [h["epoch"] for h in history]
     loss_keys = [k for k in (history[0] if history else {}) if k not in NOT_LOSSES and not k.startswith("eval_")]
-    fig = _figure(11, 3.8)
+    fig = new_figure(11, 3.8)
     ax, qa = fig.subplots(1, 2)
     for k in loss_keys:
         ax.plot(epochs, [h.get(k, np.nan) for h in history], marker="." if len(epochs) < 30 else None,

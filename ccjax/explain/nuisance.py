@@ -4,10 +4,10 @@ Contrastive clustering latches onto the easiest cue that tells images apart;
 when that is colour, brightness, a frame, the blur or the file format, the
 report still shows tidy, confident clusters. This probe asks how well the
 cluster assignment can be predicted from cheap content-free cues *taken
-together* (ccjax/eval/cues.py: colour, border, brightness, contrast, polarity,
+together* (ccjax/explain/cues.py: colour, border, brightness, contrast, polarity,
 saturation, sharpness, background texture; for folders the source size,
 aspect ratio, file format, JPEG quality and sub-folder): a cross-validated
-classifier against the chance baseline (ccjax/eval/predictability.py), giving
+classifier against the chance baseline (ccjax/explain/predictability.py), giving
 a score (0 = chance, 1 = the cues give the cluster exactly), each family's
 score alone and its permutation importance. Where labels are known, the same
 cues predicting the labels is the reference: a dataset whose classes do differ
@@ -32,8 +32,7 @@ import os
 
 import numpy as np
 
-from ccjax.eval.predictability import MAX_FIT, one_hot, predictability
-from ccjax.run.rundir import REPORT_DIR, write_figure, write_json_atomic
+from ccjax.explain.predictability import MAX_FIT, one_hot, predictability
 
 WARN_SCORE = 0.6  # without labels: the clusters' cue score that warns (docs/own_images.md: how these were chosen)
 WARN_BEYOND_LABELS = 0.25  # with labels: what the cues add to the labels in predicting the clusters that warns
@@ -125,7 +124,7 @@ def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, datas
                     seed: int = 0) -> dict:
     """The probe of a run's final assignment `probs` [N, K] on its training `dataset`."""
     from ccjax.data.catalog import FOLDER_PREFIX
-    from ccjax.eval.cues import image_cues, source_cues
+    from ccjax.explain.cues import image_cues, source_cues
 
     n = dataset.num_examples
     idx = np.arange(n) if n <= MAX_EXAMPLES else np.linspace(0, n - 1, MAX_EXAMPLES).astype(np.int64)
@@ -137,47 +136,3 @@ def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, datas
             cues.update(source_cues(root, files, dataset.num_classes is not None))
     return probe(probs[idx].argmax(1), probs.shape[1], cues, None if labels is None else labels[idx], seed)
 
-
-def write_nuisance(workdir: str, result: dict) -> None:
-    """report/nuisance.json, and report/nuisance.png: per cue family, its score alone for the clusters
-    beside the labels'; above them all cues together and (labels known) what they add to the labels;
-    the warning level on the row its rule reads."""
-    out = os.path.join(workdir, REPORT_DIR)
-    os.makedirs(out, exist_ok=True)
-    write_json_atomic(os.path.join(out, "nuisance.json"), result)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    clusters, labels, beyond = result["clusters"], result.get("labels"), result.get("beyond_labels")
-    families = clusters.get("families", {})
-    ranked = sorted(families, key=lambda f: -families[f]["alone"])
-    names = (["beyond the labels"] if beyond else []) + ["all cues"] + ranked
-    mine = ([beyond["score"]] if beyond else []) + [clusters.get("score") or 0.0] + [families[f]["alone"] for f in ranked]
-    theirs = None
-    if labels and labels.get("score") is not None:
-        lf = labels.get("families", {})
-        theirs = ([np.nan] if beyond else []) + [labels["score"]] + [lf.get(f, {}).get("alone", 0.0) for f in ranked]
-    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.32 * len(names)))
-    y = np.arange(len(names))
-    h = 0.4 if theirs else 0.7
-    warned = bool(result["warnings"])
-    colours = ["#d62728" if warned and (i <= int(bool(beyond)) or names[i] in result["named"]) else "#1f77b4"
-               for i in range(len(names))]
-    ax.barh(y - (h / 2 if theirs else 0), mine, height=h, color=colours, label="clusters")
-    if theirs:
-        ax.barh(y + h / 2, theirs, height=h, color="#2ca02c", label="labels (reference)")
-    level = WARN_BEYOND_LABELS if beyond else WARN_SCORE  # the rule that applies, on the row it applies to
-    ax.vlines(level, -0.5, 0.5, color="#d62728", linestyle=":", linewidth=1.5, label=f"warning level {level}")
-    ax.set_yticks(y, [n.replace("_", " ") for n in names], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(min(0.0, *mine, *[t for t in theirs or [0.0] if np.isfinite(t)]), 1.0)
-    ax.set_xlabel("predictable from the cue (0 = chance, 1 = exactly; cross-validated)", fontsize=8)
-    why = clusters.get("reason")
-    title = "What do the clusters follow? (red: warned)" if why is None else f"Not measured: {why}"
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    write_figure(fig, os.path.join(out, "nuisance.png"), dpi=110)
-    plt.close(fig)

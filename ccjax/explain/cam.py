@@ -12,7 +12,7 @@ the backbone calls (ResNet: stage 4, ConvNet: block 3). For display the map is u
 to the input view and scaled to [0, 1] per image.
 
 ViT runs (VTCC, MFAVBs-CC) have no convolutional stage: they get the existing attention maps
-(ccjax/eval/attention_maps.py) of token 0 (the CLIP anchor, else [CLS]) over the patches in the last
+(ccjax/explain/attention_maps.py) of token 0 (the CLIP anchor, else [CLS]) over the patches in the last
 block, heads averaged, for the un-augmented view fed to both branches (as evaluation does); in a
 fused last block (MFAVBs-CC) the two halves (the same view twice) are added. These maps do not
 depend on the predicted cluster.
@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ccjax.eval.attention_maps import attention_weights
+from ccjax.augment import AugmentParams, preprocess_eval, view_augment_config
+from ccjax.explain.attention_maps import attention_weights
 
 
 def _recording_hook(store: dict, layer: int | None = None, delta: jax.Array | None = None):
@@ -194,9 +195,6 @@ def explain_images(module, variables: dict, config, images: np.ndarray, anchors:
     `config` is the run's config; the images are preprocessed as evaluation does (view 1's resize and
     normalisation); `anchors` [n, A] are their CLIP embeddings when the run uses the anchor.
     """
-    from ccjax.augment import AugmentParams, preprocess_eval
-    from ccjax.config import view_augment_config
-
     view_cfg = view_augment_config(config, 1)
     maps, views, clusters, probs = [], [], [], []
     vit = config.model.backbone == "vit"

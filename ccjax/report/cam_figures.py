@@ -1,5 +1,5 @@
-"""Figures of where models look (ccjax/eval/cam.py): several runs side by side (GeCC's Fig. 1,
-`python -m ccjax.explain`), and the small per-cluster grid in every run's report (report/cams.png).
+"""Figures of where models look (ccjax/explain/cam.py): several runs side by side (GeCC's Fig. 1,
+`python -m ccjax explain`), and the small per-cluster grid in every run's report (report/cams.png).
 """
 
 from __future__ import annotations
@@ -9,22 +9,19 @@ from typing import Sequence
 
 import numpy as np
 
+from ccjax.clip import embed_images
+from ccjax.data import open_dataset
+from ccjax.data.images import ImageSkipped, load_image
+from ccjax.data.labels import dataset_labels
 from ccjax.errors import UserError
-from ccjax.eval.cam import Explained, explain_images, local_copy
+from ccjax.explain.cam import Explained, explain_images, local_copy
+from ccjax.report.figures import pyplot, save_figure
+from ccjax.run.load import load_trained
 from ccjax.run.rundir import REPORT_DIR
 
 REPORT_FILE = "cams.png"
 REPORT_CLUSTERS = 10  # the largest clusters drawn in the report
 REPORT_PER_CLUSTER = 4  # the most confident images of each
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _overlay(ax, view: np.ndarray, heat: np.ndarray, title: str = "") -> None:
@@ -50,7 +47,7 @@ def _show(ax, view: np.ndarray, title: str = "") -> None:
 def draw_runs(path: str, runs: Sequence[tuple[str, Explained]], image_names: Sequence[str]) -> None:
     """One row per image, its view then one column per run (same images in every column): the
     run's map over the run's own view, titled with its predicted cluster and probability."""
-    plt = _pyplot()
+    plt = pyplot()
     n, k = len(image_names), len(runs)
     fig, axes = plt.subplots(n, k + 1, figsize=(1.35 * (k + 1), 1.35 * n + 0.5), squeeze=False)
     for i, name in enumerate(image_names):
@@ -60,7 +57,7 @@ def draw_runs(path: str, runs: Sequence[tuple[str, Explained]], image_names: Seq
     for j, (label, ex) in enumerate(runs, start=1):
         axes[0, j].set_title(f"{label}\n{ex.kind}\ncluster {ex.cluster[0]} p={ex.prob[0]:.2f}", fontsize=6)
     fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -93,7 +90,7 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
     images[order] = dataset.read(idx[order])["image"]
     ex = explain_images(module, local_copy(variables), config, images,
                         None if anchors is None else np.asarray(anchors)[idx])
-    plt = _pyplot()
+    plt = pyplot()
     cols = REPORT_PER_CLUSTER
     fig, axes = plt.subplots(max(len(picks), 1), cols, figsize=(0.95 * cols, 0.95 * max(len(picks), 1) + 0.4),
                              squeeze=False)
@@ -108,7 +105,7 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     path = os.path.join(workdir, REPORT_DIR, REPORT_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -118,8 +115,6 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
 
 def _default_indices(dataset, count: int) -> np.ndarray:
     """The first example of each class (up to `count`), or `count` evenly spaced examples without labels."""
-    from ccjax.eval.assign import dataset_labels
-
     labels = dataset_labels(dataset)
     if labels is None:
         return np.unique(np.linspace(0, dataset.num_examples - 1, min(count, dataset.num_examples)).astype(np.int64))
@@ -134,10 +129,8 @@ def explain_runs(workdirs: Sequence[str], out: str, files: Sequence[str] = (), i
     Images: `files` (decoded in each run's stored format), else the examples `indices` of the runs'
     dataset, else the first example of each class (at most `count`). The last checkpoint of each run.
     """
-    from ccjax.run.load import load_trained
-
     if not workdirs:
-        raise UserError("pass at least one --workdir=<a run directory written by ccjax.main>")
+        raise UserError("pass at least one --workdir=<a run directory written by `ccjax train`>")
     trained = [load_trained(w) for w in workdirs]
     datasets = {(t.config.dataset.name, t.image_shape) for t in trained}
     if not files and len(datasets) > 1:
@@ -147,8 +140,6 @@ def explain_runs(workdirs: Sequence[str], out: str, files: Sequence[str] = (), i
         names = [os.path.basename(f) for f in files]
         per_run = [_load_files(files, t.image_shape) for t in trained]
     else:
-        from ccjax.data import open_dataset
-
         dataset = open_dataset(trained[0].config.dataset)
         idx = np.asarray(indices, np.int64) if len(indices) else _default_indices(dataset, count)
         if len(idx) and (idx.min() < 0 or idx.max() >= dataset.num_examples):
@@ -162,8 +153,6 @@ def explain_runs(workdirs: Sequence[str], out: str, files: Sequence[str] = (), i
         variables = t.restore_latest().variables
         anchors = None
         if t.config.anchor.enabled:  # the frozen CLIP embedding of each un-augmented image
-            from ccjax.clip import embed_images
-
             anchors = np.asarray(embed_images(t.config, images, t.mesh))
         label = f"{os.path.basename(os.path.normpath(t.workdir))}: {t.config.method}, {t.config.model.backbone}"
         columns.append((label, explain_images(t.module, variables, t.config, images, anchors)))
@@ -173,8 +162,6 @@ def explain_runs(workdirs: Sequence[str], out: str, files: Sequence[str] = (), i
 
 
 def _load_files(files: Sequence[str], image_shape) -> np.ndarray:
-    from ccjax.data.images import ImageSkipped, load_image
-
     out = []
     for f in files:
         if not os.path.isfile(f):

@@ -1,0 +1,56 @@
+"""Evaluate a run and write what it leaves: `<workdir>/metrics.json` and everything under `<workdir>/report/`.
+
+The scores are ccjax/eval/evaluation.py's; the files are report.py (metrics, confusion, clusters,
+curves, assignments), nuisance.py (what the clusters follow, probed by ccjax/explain/nuisance.py)
+and cam_figures.py (report/cams.png, where the model looks for each cluster's most confident images).
+Training calls evaluate_run at its end; `python -m ccjax evaluate` calls evaluate_workdir.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from ccjax.clip import load_anchors
+from ccjax.data import open_dataset
+from ccjax.eval.evaluation import score_run
+from ccjax.explain.nuisance import nuisance_report
+from ccjax.report.cam_figures import write_report_cams
+from ccjax.report.nuisance import write_nuisance
+from ccjax.report.report import write_report
+from ccjax.run.load import Restored, TrainedModel, load_trained
+from ccjax.run.rundir import METRICS, write_json_atomic
+
+
+def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | None = None,
+                 progress: bool = True) -> dict:
+    """Metrics of the last and of the best-by-training-loss checkpoints; writes metrics.json and the report.
+
+    `dataset` (and `anchors` [N, A] for a run with the CLIP anchor) is the training data;
+    `last` the final variables when the caller has them (training), else the newest checkpoint's.
+    """
+    scored = score_run(trained, dataset, anchors, last, progress)
+    result = scored.result
+    if jax.process_index() == 0:
+        write_json_atomic(os.path.join(trained.workdir, METRICS), result)
+        report_metrics = {"last": scored.last_metrics}
+        if "best_by_train_loss" in result:
+            report_metrics["best_by_train_loss"] = result["best_by_train_loss"]
+        write_report(trained.workdir, dataset, scored.probs_last, report_metrics, scored.labels)
+        config = trained.config
+        nuisance = nuisance_report(dataset, scored.probs_last, scored.labels, config.dataset.name,
+                                   seed=int(config.seed))
+        write_nuisance(trained.workdir, nuisance)
+        write_report_cams(trained.workdir, trained.module, scored.last.variables, config, dataset,
+                          scored.probs_last, anchors)
+        result["nuisance_warnings"] = nuisance["warnings"]
+    return result
+
+
+def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
+    """`python -m ccjax evaluate`: the run in `workdir` re-evaluated on its training data (cached anchors)."""
+    trained = load_trained(workdir)  # the model only: no training batches, no optimiser
+    dataset = open_dataset(trained.config.dataset)
+    anchors = load_anchors(trained.config, dataset, trained.mesh)
+    return evaluate_run(trained, dataset, anchors, progress=progress)
