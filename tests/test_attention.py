@@ -220,7 +220,7 @@ def test_cli_writes_the_attention_png(vit_run, tmp_path):
 
 
 def test_anchor_run_embeds_the_image_and_puts_the_anchor_first(anchor_run, tmp_path, monkeypatch):
-    import ccjax.clip
+    import ccjax.report.attention_figure as attention_figure
 
     calls = []
 
@@ -229,7 +229,7 @@ def test_anchor_run_embeds_the_image_and_puts_the_anchor_first(anchor_run, tmp_p
         x = np.asarray(images, np.float32).reshape(len(images), -1)  # [n, 64]
         return np.tanh(x[:, :ANCHOR_DIM] / 128.0 - 1.0)  # [n, 24]
 
-    monkeypatch.setattr(ccjax.clip, "embed_images", fake_embed)
+    monkeypatch.setattr(attention_figure, "embed_images", fake_embed)
     image = write_digit_png(tmp_path / "seven.png")
     out = str(tmp_path / "a.png")
     maps = image_attention(anchor_run[0], image, out, seed=0)

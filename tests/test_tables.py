@@ -282,7 +282,7 @@ def test_cost_tables_run_the_benchmark_for_vtcc_and_mfavbs():
         got = set()
         for line in _reproduce_lines(name):
             bench = shlex.split(line.split("&&")[1])
-            assert bench[:3] == ["python", "-m", "ccjax", "bench"]
-            opts = dict(a[2:].split("=", 1) for a in bench[3:])
+            assert bench[:4] == ["python", "-m", "ccjax", "bench"]
+            opts = dict(a[2:].split("=", 1) for a in bench[4:])
             got.add((opts["config"], opts["json"]))
         assert got == {(f"configs/{m}_{ds}.py", f"runs/{name}/{m}/{ds}.json") for ds in sets for m in ("vtcc", "mfavbs")}

@@ -34,6 +34,7 @@ def main() -> None:
     def run(argv) -> None:
         if len(argv) > 1:
             raise UserError(f"unexpected arguments {argv[1:]}; flags are --config, --make_tiny_clip, --rebuild")
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.clip import cache_paths, dataset_key, load_or_build_anchors, make_tiny_clip
 
         if tiny_flag.value:
@@ -41,9 +42,11 @@ def main() -> None:
             print(f"ccjax: saved a tiny random CLIP (a plumbing demo, not a pretrained model) to {path}")
             return
         config = loaded_config(config_flag)
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.runtime import distributed
 
         distributed.maybe_initialize()
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.data import open_dataset
 
         dataset = open_dataset(config.dataset)

@@ -39,6 +39,7 @@ def main() -> None:
             raise UserError("usage: python -m ccjax attention --workdir=<ViT run> --image=<file> [--out=x.png]")
         stem = os.path.splitext(os.path.basename(image_flag.value))[0]
         out = out_flag.value or os.path.join(workdir_flag.value, f"attention_{stem}.png")
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.report.attention_figure import image_attention
 
         maps = image_attention(workdir_flag.value, image_flag.value, out, seed_flag.value)

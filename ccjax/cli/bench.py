@@ -64,11 +64,13 @@ def synthetic_anchors(config, n: int) -> np.ndarray | None:
 
 def build_run(config):
     """A TrainingRun over synthetic or real data."""
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.data.dataset import ImageDataset
     from ccjax.train.loop import TrainingRun
 
     if config.bench.data == "real":
         return TrainingRun(config), None
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.data import dataset_spec
 
     spec = dataset_spec(config.dataset)
@@ -79,6 +81,7 @@ def build_run(config):
 
 
 def benchmark(config) -> dict:
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.config import validate
 
     validate(config)

@@ -33,13 +33,16 @@ def _define_flags():
 def evaluate(workdir: str | None, suggest_k: str | None) -> None:
     if not workdir:
         raise UserError("pass --workdir=<a run directory written by `ccjax train`>")
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.run.rundir import REPORT_DIR
     from ccjax.runtime import distributed
 
     distributed.maybe_initialize()
     if suggest_k:
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.eval.suggest_k import best_k, format_table, parse_range, suggest_k_for_run
 
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.report.suggest_k import write_suggest_k
 
         rows, trained_k = suggest_k_for_run(workdir, parse_range(suggest_k))
@@ -48,6 +51,7 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
         print(retrain_advice(workdir, best_k(rows), trained_k))
         return
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.eval.evaluation import print_summary
     from ccjax.report.run_report import evaluate_workdir
 
@@ -64,6 +68,7 @@ def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
     """What to do with the suggested K: nothing when it is the run's, else the command that retrains."""
     if k == trained_k:
         return f"ccjax: the suggested K = {k} is this run's K; no need to retrain"
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.cli.command_line import train_command, workdir_for_k
 
     command = train_command(workdir, {"dataset.num_clusters": k}, workdir_for_k(workdir, k))

@@ -49,6 +49,7 @@ def main() -> None:
             raise UserError(f"--indices={','.join(f['indices'].value)}: pass whole numbers, e.g. --indices=0,5,9") from None
         if f["num_images"].value < 1:
             raise UserError(f"--num_images={f['num_images'].value}; pass at least 1")
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.report.cam_figures import explain_runs
 
         names = explain_runs(f["workdir"].value, f["out"].value, f["images"].value, indices, f["num_images"].value)

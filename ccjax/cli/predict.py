@@ -47,8 +47,10 @@ def run(argv, workdir: str | None, out_path: str | None, batch_size: int, overwr
         raise UserError(f"{out} exists; pass --overwrite to replace it, or --out=<another file>")
     import numpy as np
 
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.eval.predict import (format_warning, low_confidence, low_confidence_threshold, predict_files,
                                     write_predictions)
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.run.rundir import load_run_config, read_run_info
 
     probs, ok, skipped = predict_files(workdir, paths, batch_size)

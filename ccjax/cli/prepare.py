@@ -52,11 +52,13 @@ def prepare(argv, name: str | None, data_dir: str | None, manual_dir: str | None
         raise UserError(f"unexpected arguments {argv[1:]}; flags are --dataset, --data_dir, "
                         "--manual_dir, --image_size, --overwrite")
     if not name:
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.data import dataset_names
 
         raise UserError(f"no dataset given; pass --dataset=<name> ({', '.join(dataset_names())}, folder:<path>)")
     if image_size < 0:
         raise UserError(f"--image_size={image_size}; use 0 (native) or a positive side in pixels")
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.data import prepare_dataset
 
     print(prepare_dataset(dataset_config(name, data_dir, manual_dir, image_size), overwrite=overwrite))

@@ -48,6 +48,7 @@ def main() -> None:
         if len(argv) != 2:
             raise UserError("usage: python -m ccjax tables runs/<table> (the folder launch/reproduce.sh TABLE "
                             "--run wrote)")
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.results.collect import collect
         from ccjax.results.render import csv_text, latex, markdown
         from ccjax.run.rundir import write_atomic

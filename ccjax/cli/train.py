@@ -40,6 +40,7 @@ def default_workdir(config_path: str) -> str:
 
 def config_listing(config) -> str:
     """One `field = value` line per config field, in the dotted form --config.<field> takes."""
+    # imported when the command runs: its --help answers without loading the library
     from ccjax.run.rundir import flatten
 
     lines = [f"{k} = {v!r}" for k, v in flatten(config.to_dict()).items()]
@@ -61,9 +62,11 @@ def main() -> None:
             return
         from absl import flags
 
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.runtime import distributed
 
         distributed.maybe_initialize()
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.train import train_and_evaluate
 
         workdir = workdir_flag.value or default_workdir(flags.FLAGS["config"].config_filename)

@@ -27,6 +27,8 @@ from ccjax.clip.clip import ClipPreprocess, clip_config_info, clip_preprocess, l
 from ccjax.data.dataset import ImageDataset
 from ccjax.data.pipeline import map_batches
 from ccjax.errors import UserError
+from ccjax.runtime.mesh import make_mesh
+from ccjax.runtime.mesh import replicated
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,6 @@ log = logging.getLogger(__name__)
 def _mesh_or_default(mesh):
     if mesh is not None:
         return mesh
-    from ccjax.runtime.mesh import make_mesh
-
     return make_mesh()
 
 
@@ -65,8 +65,6 @@ def embed_dataset(config, dataset, mesh=None, clip=None, progress: bool = True) 
     inference loop, ccjax.data.pipeline.map_batches). `clip`: a LoadedClip
     (default: load config.anchor.model).
     """
-    from ccjax.runtime.mesh import replicated
-
     mesh = _mesh_or_default(mesh)
     clip = load_clip(config.anchor.model) if clip is None else clip
     params = jax.device_put(clip.vision_params(), replicated(mesh))

@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import os
 
+from ccjax.data.builder import Plan, config_name
 from ccjax.data.images import ImageSkipped, image_size
 from ccjax.errors import UserError
 
@@ -127,8 +128,6 @@ def folder_plan(dataset: str, root: str, image_size: int, *, named: bool,
     image_size > 0 stores every image at image_size x image_size; 0 keeps the
     most common native size and resizes the other images to it.
     """
-    from ccjax.data.builder import Plan, config_name
-
     if named:
         root = descend(root)
     scan = scan_folder(root)

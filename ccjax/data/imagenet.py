@@ -29,6 +29,7 @@ import os
 import tarfile
 from typing import Iterator
 
+from ccjax.data.builder import Plan, config_name
 from ccjax.errors import UserError
 
 SUBSETS = {"imagenet10": "imagenet10.txt", "imagenet_dogs": "imagenet_dogs.txt"}  # shipped
@@ -196,8 +197,6 @@ DEFAULT_SIZE = 224  # the papers resize ImageNet subsets to 224x224
 
 def imagenet_plan(name: str, manual_dir: str | None, image_size: int):
     """The preparation Plan of ImageNet subset `name` from `manual_dir` (image_size 0 -> 224)."""
-    from ccjax.data.builder import Plan, config_name
-
     found = check_manual_dir(name, manual_dir)
     classes = subset_classes(name, manual_dir)
     size = image_size if image_size > 0 else DEFAULT_SIZE

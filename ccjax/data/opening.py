@@ -29,6 +29,7 @@ from ccjax.data.catalog import (
     resolve_data_dir,
 )
 from ccjax.data.dataset import ImageDataset, Sources, load_sources
+from ccjax.data.digits import TFDS_NAME
 from ccjax.data.masking import with_mask_noise
 from ccjax.data.preparation import build_local, local_plan, prepare_digits
 from ccjax.data.streaming import StreamingDataset
@@ -97,8 +98,6 @@ def _tfds_sources(name: str, cfg, data_dir: str) -> Sources:
 
 
 def _digits_sources(cfg, data_dir: str) -> Sources:
-    from ccjax.data.digits import TFDS_NAME
-
     prepare_digits(data_dir)
     size = int(cfg_field(cfg, "image_size", 0))
     with builder_lib.quiet_tfds():

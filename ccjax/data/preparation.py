@@ -29,6 +29,7 @@ from ccjax.data.catalog import (
     prepare_cmd,
     resolve_data_dir,
 )
+from ccjax.data.digits import CcjaxDigits
 from ccjax.errors import UserError
 
 
@@ -64,8 +65,6 @@ def build_local(plan: builder_lib.Plan, data_dir: str, overwrite: bool = False) 
 
 def prepare_digits(data_dir: str) -> bool:
     """Prepares digits unless prepared; True when this call prepared it."""
-    from ccjax.data.digits import CcjaxDigits
-
     with builder_lib.quiet_tfds():
         b = CcjaxDigits(data_dir=data_dir, file_format="array_record")
         if b.is_prepared():

@@ -16,9 +16,13 @@ import os
 
 import numpy as np
 
+from ccjax.clip import embed_images
+from ccjax.data.catalog import TFDS_CATALOG
 from ccjax.data.dataset import ImageDataset
 from ccjax.data.images import load_image
 from ccjax.errors import UserError
+from ccjax.eval.assign import assign_clusters
+from ccjax.run.load import load_trained
 from ccjax.run.rundir import write_atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm")
@@ -53,9 +57,6 @@ def load_images(files: list[str], image_shape) -> tuple[np.ndarray, list[str], l
 
 def predict_files(workdir: str, paths: list[str], batch_size: int = 256):
     """(probabilities [n, K], files read, skipped) for the images under `paths`, with the run's last checkpoint."""
-    from ccjax.eval.assign import assign_clusters
-    from ccjax.run.load import load_trained
-
     trained = load_trained(workdir)
     files = find_images(paths)
     if not files:
@@ -67,8 +68,6 @@ def predict_files(workdir: str, paths: list[str], batch_size: int = 256):
     restored = trained.restore_latest()
     anchors = None
     if trained.config.anchor.enabled:
-        from ccjax.clip import embed_images
-
         anchors = embed_images(trained.config, images, trained.mesh)
     n_dev = trained.mesh.devices.size
     config = trained.config
@@ -122,8 +121,6 @@ def format_warning(files: list[str], image_shape, dataset_name: str) -> str | No
     """One line when the images at `files` differ from the training images (uint8 [H, W, C] as stored):
     colour ones for a grayscale run or the reverse, or (for a dataset stored at its own size, such as the
     digits or CIFAR, not resized when prepared) sides more than twice or less than half the stored ones."""
-    from ccjax.data.catalog import TFDS_CATALOG
-
     h, w, c = (int(d) for d in image_shape)
     native = dataset_name == "digits" or dataset_name in TFDS_CATALOG
     odd, example = 0, None

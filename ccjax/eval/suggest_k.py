@@ -28,7 +28,11 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from ccjax.clip import load_anchors
+from ccjax.data import open_dataset
 from ccjax.errors import UserError
+from ccjax.eval.assign import model_outputs
+from ccjax.run.load import load_trained
 
 MAX_EXAMPLES = 10000
 
@@ -85,11 +89,6 @@ def format_table(rows: list[dict], trained_k: int | None = None) -> str:
 def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> tuple[list[dict], int]:
     """suggest_k on the learned features of the run in `workdir` (its last checkpoint) over its training
     data; returns (rows, the run's own K)."""
-    from ccjax.data import open_dataset
-    from ccjax.eval.assign import model_outputs
-    from ccjax.clip import load_anchors
-    from ccjax.run.load import load_trained
-
     trained = load_trained(workdir)
     dataset = open_dataset(trained.config.dataset)
     anchors = load_anchors(trained.config, dataset, trained.mesh)

@@ -29,6 +29,9 @@ import os
 
 import numpy as np
 
+from ccjax.data.images import ImageSkipped, _open
+from ccjax.data.streaming import read_ahead
+
 _GRAY = np.array([0.299, 0.587, 0.114], np.float32)
 _CHUNK = 256  # images measured at a time
 _EPS = 0.02  # luma (0..1) below which a contrast counts as none
@@ -128,8 +131,6 @@ def image_cues(dataset, indices: np.ndarray) -> dict[str, np.ndarray]:
     A streamed dataset is read and measured in its grain workers, chunk by chunk (the same
     read-ahead path as training and evaluation); an in-memory one in this thread.
     """
-    from ccjax.data.streaming import read_ahead
-
     indices = np.asarray(indices, np.int64)
     measure = _ChunkCues(dataset, indices, _CHUNK)
     parts = collections.defaultdict(list)
@@ -162,8 +163,6 @@ _IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60
 
 def _read_header(path: str) -> tuple[float, float, float]:
     """(height, width, jpeg quality) from the file's header; NaN sizes when unreadable; quality 100 unless JPEG."""
-    from ccjax.data.images import ImageSkipped, _open
-
     try:
         img = _open(path)
     except ImageSkipped:

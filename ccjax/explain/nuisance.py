@@ -32,6 +32,8 @@ import os
 
 import numpy as np
 
+from ccjax.data.catalog import FOLDER_PREFIX
+from ccjax.explain.cues import image_cues, source_cues
 from ccjax.explain.predictability import MAX_FIT, one_hot, predictability
 
 WARN_SCORE = 0.6  # without labels: the clusters' cue score that warns (docs/own_images.md: how these were chosen)
@@ -123,9 +125,6 @@ def probe(pred: np.ndarray, num_clusters: int, cues: dict[str, np.ndarray], labe
 def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, dataset_name: str,
                     seed: int = 0) -> dict:
     """The probe of a run's final assignment `probs` [N, K] on its training `dataset`."""
-    from ccjax.data.catalog import FOLDER_PREFIX
-    from ccjax.explain.cues import image_cues, source_cues
-
     n = dataset.num_examples
     idx = np.arange(n) if n <= MAX_EXAMPLES else np.linspace(0, n - 1, MAX_EXAMPLES).astype(np.int64)
     cues = image_cues(dataset, idx)

@@ -27,6 +27,7 @@ from typing import Callable, IO
 import jax
 import ml_collections
 
+from ccjax.config import get_base_config
 from ccjax.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -68,8 +69,6 @@ def with_defaults(stored: dict) -> dict:
     A run written by an older ccjax has no entry for a field added since; new
     fields default to the old behaviour, so such a run resumes and evaluates.
     """
-    from ccjax.config import get_base_config
-
     def merge(base, over):
         if not (isinstance(base, dict) and isinstance(over, dict)):
             return over
