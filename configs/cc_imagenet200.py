@@ -3,7 +3,7 @@ ImageNet train set and SCAN's class list: `python -m ccjax prepare --dataset=ima
 --manual_dir=<folder with ILSVRC2012_img_train.tar and imagenet_200.txt>`).
 
 ResNet-50 at 224x224 with SCAN's augmentation and length; the optimiser and
-loss settings are CC's. Every setting and its source: ccjax.config.imagenet_scale_config.
+loss settings are CC's. Every setting and its source: configs/common.py's imagenet_scale_config.
 Streams the data from disk (docs/datasets.md, "Streaming").
 """
 

@@ -6,7 +6,7 @@
 Images are read once from the folder (class sub-folders, if any, become the
 labels the report scores against; unreadable files are skipped and listed),
 stored at 96x96 and trained at 96x96 with CC's RGB augmentations for 200
-epochs (ccjax.config.own_images_config has every setting). Sized for one GPU and
+epochs (configs/common.py's own_images_config has every setting). Sized for one GPU and
 a few thousand to a few hundred thousand images; docs/own_images.md gives the
 expected time, what to change (--config.model.*, --config.augment.*) and how to
 read the report's "What do the clusters follow?" probe and pick K.

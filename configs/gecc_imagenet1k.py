@@ -3,7 +3,7 @@ TensorFlow installed: `python -m ccjax prepare --dataset=imagenet1k --manual_dir
 with ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar>`).
 
 ResNet-50 at 224x224 with SCAN's augmentation and length; the optimiser and
-loss settings are GeCC's. Every setting and its source: ccjax.config.imagenet_scale_config.
+loss settings are GeCC's. Every setting and its source: configs/common.py's imagenet_scale_config.
 Streams the data from disk (docs/datasets.md, "Streaming").
 """
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ccjax.cli.bench import benchmark, format_table
+from ccjax.train.benchmark import benchmark, format_table
 from test_end_to_end import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +75,7 @@ def test_bench_compile_only_reports_flops_and_no_timings():
 def test_device_peak_flops_matches_the_device_kind_and_dtype():
     from types import SimpleNamespace
 
-    from ccjax.cli.bench import device_peak_flops
+    from ccjax.train.benchmark import device_peak_flops
 
     h100 = SimpleNamespace(device_kind="NVIDIA H100 80GB HBM3")
     assert device_peak_flops(h100, "bfloat16") == 989e12

@@ -1,5 +1,7 @@
-"""Every module or file of ccjax that the README, docs/, CONTRIBUTING.md, launch/, the configs and
-ccjax's own docstrings name exists: a file path `ccjax/x/y.py` or a dotted module `ccjax.x.y`."""
+"""Every name of ccjax that the README, docs/, CONTRIBUTING.md, launch/, the configs and ccjax's own
+docstrings and help texts use exists: a file path `ccjax/x/y.py`, a dotted name `ccjax.x.y.name` (the
+module and the name in it), a folder `x/`; the folder lists name every folder of ccjax; and a command is
+written one way, `python -m ccjax <command>`."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATH = re.compile(r"(?<![\w./~-])ccjax/[A-Za-z0-9_/]+(?:\.py)?")
-MODULE = re.compile(r"\bccjax(?:\.[a-z_][a-z0-9_]*)+")
+MODULE = re.compile(r"\bccjax(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+FOLDER = re.compile(r"`([a-z_]+)/`")
 
 
 def _texts():
@@ -22,17 +25,37 @@ def _texts():
                     yield os.path.relpath(path, ROOT), f.read()
 
 
-def _module_exists(dotted: str) -> bool:
-    """True if `dotted` is a module or package of ccjax, or an attribute path inside one."""
+def _name_exists(dotted: str) -> bool:
+    """True if `dotted` is a module of ccjax, or a name (a chain of attributes) defined in one."""
     parts = dotted.split(".")
     for n in range(len(parts), 1, -1):  # the longest prefix that is a module
         base = os.path.join(ROOT, *parts[:n])
         if os.path.isfile(base + ".py") or os.path.isfile(os.path.join(base, "__init__.py")):
+            obj = importlib.import_module(".".join(parts[:n]))
+            for attr in parts[n:]:
+                if not hasattr(obj, attr):
+                    return False
+                obj = getattr(obj, attr)
             return True
     return False
 
 
-def test_named_paths_and_modules_exist():
+def _folder_exists(name: str) -> bool:
+    """A folder of the repository (ccjax's, the root's, a resource's) or of a run directory."""
+    from ccjax.run import rundir
+
+    run_folders = {rundir.REPORT_DIR, rundir.CHECKPOINTS_DIR, rundir.BEST_CHECKPOINTS_DIR, rundir.TENSORBOARD_DIR}
+    if name in run_folders:
+        return True
+    for folder, dirs, _ in os.walk(ROOT):
+        if ".git" in folder.split(os.sep):
+            continue
+        if name in dirs:
+            return True
+    return False
+
+
+def test_named_paths_names_and_folders_exist():
     missing = []
     for rel, text in _texts():
         for m in PATH.findall(text):
@@ -42,9 +65,29 @@ def test_named_paths_and_modules_exist():
         for m in MODULE.findall(text):
             if "__" in m:  # ccjax.__file__ and the like
                 continue
-            if not _module_exists(m):
+            if not _name_exists(m):
                 missing.append(f"{rel}: {m}")
-    assert not missing, "names of modules that do not exist:\n" + "\n".join(sorted(set(missing)))
+        for m in FOLDER.findall(text):
+            if not _folder_exists(m):
+                missing.append(f"{rel}: {m}/")
+    assert not missing, "names that do not exist:\n" + "\n".join(sorted(set(missing)))
+
+
+def _package_folders() -> set[str]:
+    return {d for d in os.listdir(os.path.join(ROOT, "ccjax"))
+            if os.path.isfile(os.path.join(ROOT, "ccjax", d, "__init__.py"))}
+
+
+def test_folder_lists_name_every_folder_of_ccjax():
+    """README's Design section and ccjax/__init__.py's docstring list ccjax's folders: all of them, no other."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        design = f.read().split("## Design", 1)[1].split("\n## ", 1)[0]
+    import ccjax
+
+    lists = {"README.md's Design": set(FOLDER.findall(design)),
+             "ccjax/__init__.py": set(re.findall(r"\b([a-z_]+)/", re.search(r"layout \(([^)]*)\)", ccjax.__doc__)[1]))}
+    for where, named in lists.items():
+        assert named == _package_folders(), (where, sorted(named ^ _package_folders()))
 
 
 def test_every_command_runs_through_python_m_ccjax():

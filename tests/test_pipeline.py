@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from ccjax.errors import UserError
-from ccjax.data.pipeline import EvalBatches, TrainBatches, epoch_permutation, prefetch_map
+from ccjax.data.pipeline import EvalBatches, TrainBatches, prefetch_map
+from ccjax.data.reading import epoch_permutation
 from ccjax.runtime.mesh import check_batch_size, make_mesh
 from fakes import array_dataset, blob_images
 

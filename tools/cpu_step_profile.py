@@ -145,7 +145,7 @@ def worker(args) -> None:
     import jax
 
     sys.path.insert(0, ROOT)
-    from ccjax.cli.bench import build_run
+    from ccjax.train.benchmark import build_run
     from ccjax.methods.cc import cc_losses, two_views
 
     batch, size = parse_setting(args.setting)

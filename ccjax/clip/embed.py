@@ -27,6 +27,7 @@ from ccjax.clip.clip import ClipPreprocess, clip_config_info, clip_preprocess, l
 from ccjax.data.dataset import ImageDataset
 from ccjax.data.pipeline import map_batches
 from ccjax.errors import UserError
+from ccjax.runtime.distributed import is_main_process
 from ccjax.runtime.mesh import make_mesh
 from ccjax.runtime.mesh import replicated
 
@@ -114,7 +115,7 @@ def load_or_build_anchors(config, dataset, mesh=None, *, rebuild: bool = False) 
     if spec is None:  # the config files were unavailable before loading; now they are
         expected = expected_metadata(config, dataset, clip.spec)
     anchors = embed_dataset(config, dataset, mesh, clip=clip)
-    if jax.process_index() == 0:
+    if is_main_process():
         write_cache(npz_path, json_path, anchors, expected)
         print(f"ccjax: cached {anchors.shape[0]} CLIP anchors of dimension {anchors.shape[1]} in {npz_path}",
               flush=True)

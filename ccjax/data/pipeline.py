@@ -23,9 +23,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows, epoch_permutation  # noqa: F401 (re-exported)
+from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows
 from ccjax.data.streaming import read_ahead
 from ccjax.errors import UserError
+from ccjax.runtime.distributed import is_main_process
 from ccjax.runtime.mesh import batch_sharding
 
 
@@ -135,7 +136,7 @@ def map_batches(fn: Callable[[dict], jax.Array], dataset, batch_size: int, mesh:
 
     batches = EvalBatches(dataset, batch_size, mesh, anchors)
     outs, valid = [], []
-    show = progress and jax.process_index() == 0
+    show = progress and is_main_process()
     for b in tqdm(batches, total=len(batches), desc=desc, unit="batch", disable=not show, leave=False):
         outs.append(multihost_utils.process_allgather(fn(b), tiled=True))
         valid.append(multihost_utils.process_allgather(b["valid"], tiled=True))

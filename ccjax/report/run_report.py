@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import jax
-
 from ccjax.clip import load_anchors
 from ccjax.data import open_dataset
 from ccjax.eval.evaluation import score_run
@@ -21,6 +19,7 @@ from ccjax.report.nuisance import write_nuisance
 from ccjax.report.report import write_report
 from ccjax.run.load import Restored, TrainedModel, load_trained
 from ccjax.run.rundir import METRICS, write_json_atomic
+from ccjax.runtime.distributed import is_main_process
 
 
 def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | None = None,
@@ -32,7 +31,7 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
     """
     scored = score_run(trained, dataset, anchors, last, progress)
     result = scored.result
-    if jax.process_index() == 0:
+    if is_main_process():
         write_json_atomic(os.path.join(trained.workdir, METRICS), result)
         report_metrics = {"last": scored.last_metrics}
         if "best_by_train_loss" in result:

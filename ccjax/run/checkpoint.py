@@ -29,6 +29,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from ccjax.errors import UserError
+from ccjax.runtime.distributed import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Checkpointer:
         self._saving: int | None = None  # the step of the newest save started (named when one fails)
         _quiet_orbax_failures(directory)
         _silence_closed_loop_callbacks()
-        if jax.process_index() == 0:
+        if is_main_process():
             set_aside_incomplete(directory)
         self.manager = ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
 
@@ -92,7 +93,7 @@ class Checkpointer:
 
     def _failed(self, e: BaseException) -> "SaveFailed":
         step = self._saving
-        if step is not None and jax.process_index() == 0:
+        if step is not None and is_main_process():
             _remove_temporary(self.directory, step)  # frees the space the partial write took
         # From the disk: Orbax has already dropped the step a failed save would have replaced from its list
         # (and a keep=1 manager may have deleted its previous step already: hence resume_directory).
@@ -151,7 +152,7 @@ class Checkpointer:
                 _silence_closed_loop_callbacks()
                 failures.append((step, e))
                 continue
-            if failures and jax.process_index() == 0:
+            if failures and is_main_process():
                 for bad, e in failures:
                     target = f"{os.path.join(self.directory, str(bad))}.damaged-{int(time.time())}"
                     os.replace(os.path.join(self.directory, str(bad)), target)

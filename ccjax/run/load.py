@@ -43,7 +43,11 @@ class TrainedModel:
     @classmethod
     def build(cls, workdir: str, config, info: dict, mesh=None) -> "TrainedModel":
         mesh = make_mesh() if mesh is None else mesh
-        module = build_model(config, int(info["num_clusters"]))
+        return cls.of_module(workdir, config, info, build_model(config, int(info["num_clusters"])), mesh)
+
+    @classmethod
+    def of_module(cls, workdir: str, config, info: dict, module, mesh) -> "TrainedModel":
+        """The run's model as training built it (`module`, from build_model): nothing is built again."""
         abstract = inference_spec(module, config, mesh, tuple(info["image_shape"]), info.get("anchor_dim"))
         return cls(workdir, config, info, module, mesh, abstract)
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import os
 
-import jax
-
 from ccjax.errors import UserError
 from ccjax.run.rundir import HISTORY, TENSORBOARD_DIR, write_atomic
+from ccjax.runtime.distributed import is_main_process
 
 
 class RunLog:
     def __init__(self, workdir: str):
-        self.enabled = jax.process_index() == 0
+        self.enabled = is_main_process()
         self._tb = None
         self._history = os.path.join(workdir, HISTORY)
         self._tb_dir = os.path.join(workdir, TENSORBOARD_DIR)

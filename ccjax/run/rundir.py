@@ -29,6 +29,7 @@ import ml_collections
 
 from ccjax.config import get_base_config
 from ccjax.errors import UserError
+from ccjax.runtime.distributed import is_main_process
 
 CONFIG_FILE = "config.json"
 RUN_INFO = "run.json"
@@ -217,7 +218,7 @@ def check(workdir: str, config) -> None:
 
 def write_config(workdir: str, config) -> None:
     """Writes `workdir/config.json` (process 0 only), what `check` compares a later run against."""
-    if jax.process_index() == 0:
+    if is_main_process():
         write_json_atomic(os.path.join(workdir, CONFIG_FILE), json.loads(config.to_json_best_effort()))
 
 
