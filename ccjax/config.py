@@ -13,6 +13,7 @@ from ml_collections.config_dict import placeholder
 
 from ccjax.augment import AugmentParams
 from ccjax.augment.config import AUGMENT_FIELDS, augment_config, augment_overrides_config, view_augment_config
+from ccjax.data.catalog import DATASET_DEFAULTS, check_name
 from ccjax.data.masking import mask_noise_of
 from ccjax.data.opening import in_memory_mode
 from ccjax.errors import UserError
@@ -43,19 +44,20 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.weight_decay = 0.0
     c.grad_clip_norm = 0.0  # 0 = off
 
+    d = DATASET_DEFAULTS  # the defaults of the fields the data modules read (ccjax/data/catalog.py)
     c.dataset = ml_collections.ConfigDict()
-    c.dataset.name = "digits"
+    c.dataset.name = d["name"]
     c.dataset.data_dir = placeholder(str)  # TFDS data_dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.dataset.manual_dir = placeholder(str)  # ImageNet subsets: the extracted ImageNet train folder
-    c.dataset.image_size = 0  # storage size for folder datasets; 0 = native
-    c.dataset.use_unlabeled = False  # STL-10: add the 100,000 unlabelled images to training
-    c.dataset.num_clusters = -1  # -1 = number of classes; required for unlabeled data
+    c.dataset.image_size = d["image_size"]  # storage size for folder datasets; 0 = native
+    c.dataset.use_unlabeled = d["use_unlabeled"]  # STL-10: add the 100,000 unlabelled images to training
+    c.dataset.num_clusters = d["num_clusters"]  # -1 = number of classes; required for unlabeled data
     # auto: decoded into host memory when that takes <= memory_share of RAM, else streamed
     # from its files in grain workers (docs/datasets.md, "Streaming"); true | false force one.
-    c.dataset.in_memory = "auto"
-    c.dataset.memory_share = 0.5
-    c.dataset.stream_workers = -1  # grain worker processes; -1 = one per core (at most 8); 0 = a thread
-    c.dataset.stream_buffer = 2  # batches each worker reads ahead
+    c.dataset.in_memory = d["in_memory"]
+    c.dataset.memory_share = d["memory_share"]
+    c.dataset.stream_workers = d["stream_workers"]  # grain worker processes; -1 = one per core (at most 8); 0 = a thread
+    c.dataset.stream_buffer = d["stream_buffer"]  # batches each worker reads ahead
     # MFAVBs-CC Sec. 4.7 / Table 7: one black rectangle of min-max of each image's area before
     # augmentation, fixed per example by (seed, index): ccjax/data/masking.py, docs/mfavbs.md.
     c.dataset.mask_noise = ml_collections.ConfigDict()
@@ -165,6 +167,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if value < low or (value == low and not inclusive):
             bound = f">= {low}" if inclusive else f"> {low}"
             raise UserError(f"{field}={value} must be {bound}; set --config.{field}, e.g. {hint}")
+    check_name(config.dataset.name)  # a catalog name or folder:<path>
     k = _number(config, "dataset.num_clusters")
     if k != -1 and k < 2:
         raise UserError(f"dataset.num_clusters={k}: clustering needs at least 2 clusters; set "

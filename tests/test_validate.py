@@ -100,7 +100,8 @@ def test_a_typo_on_the_command_line_leaves_nothing_and_the_fixed_command_runs_th
 
 
 def test_a_failure_after_validation_leaves_no_empty_workdir(tmp_path):
-    """An unknown dataset is found when the data is opened: the workdir the launch created goes again."""
+    """An unknown dataset fails the launch before it touches the workdir: none is left behind, and a folder the
+    user made is kept."""
     from ccjax.train import train_and_evaluate
 
     config = method_config("cc")
@@ -145,3 +146,15 @@ def test_masked_noise_fractions_are_checked_before_the_data(tmp_path):
     with pytest.raises(UserError, match="min_fraction <= max_fraction") as e:
         train_and_evaluate(config, str(tmp_path / "run"))
     assert NO_DATA not in str(e.value) and not (tmp_path / "run").exists()
+
+
+def test_validate_rejects_an_unknown_dataset_name_before_anything_is_opened():
+    """dataset.name is a field like the others: validate names it (a validate that skips it lets a typo reach
+    the data loader, after the workdir's lock and config are written)."""
+    config = method_config("cc")
+    config.dataset.name = "cifar01"
+    with pytest.raises(UserError, match="unknown dataset 'cifar01'"):
+        validate(config)
+    config.dataset.name = "folder:"
+    with pytest.raises(UserError, match="folder: needs a path"):
+        validate(config)

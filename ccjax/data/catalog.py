@@ -94,8 +94,18 @@ def dataset_names() -> list[str]:
     return ["digits", *TFDS_CATALOG, *LOCAL_CATALOG]
 
 
-def cfg_field(cfg, field: str, default=None):
-    """`cfg.field` of a ConfigDict, an object or a dict; `default` when absent or None."""
+# The `dataset.*` fields the data modules read, and their defaults: the one copy of them, which
+# ccjax/config.py's base config takes; a dataset config given as a dict or an object without a field
+# (tests, tools) reads the default here.
+DATASET_DEFAULTS = {
+    "name": "digits", "data_dir": None, "manual_dir": None, "image_size": 0, "use_unlabeled": False,
+    "num_clusters": -1, "in_memory": "auto", "memory_share": 0.5, "stream_workers": -1, "stream_buffer": 2,
+}
+
+
+def cfg_field(cfg, field: str):
+    """`cfg.field` of a ConfigDict, an object or a dict; DATASET_DEFAULTS[field] when absent or None."""
+    default = DATASET_DEFAULTS[field]
     value = getattr(cfg, field, default) if not isinstance(cfg, dict) else cfg.get(field, default)
     return default if value is None else value
 
@@ -106,7 +116,7 @@ DIGITS_DATA_DIR = "~/.cache/ccjax/datasets"  # the embedded digits are ccjax's o
 def resolve_data_dir(cfg) -> str:
     """The TFDS data_dir: the config's, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (for the
     embedded digits, which need no download, ccjax's own cache DIGITS_DATA_DIR)."""
-    default = DIGITS_DATA_DIR if cfg_field(cfg, "name", "digits") == "digits" else "~/tensorflow_datasets"
+    default = DIGITS_DATA_DIR if cfg_field(cfg, "name") == "digits" else "~/tensorflow_datasets"
     d = cfg_field(cfg, "data_dir") or os.environ.get("TFDS_DATA_DIR") or default
     return os.path.abspath(os.path.expanduser(d))
 
@@ -142,7 +152,7 @@ def prepare_cmd(name: str, data_dir: str, extra: str = "") -> str:
 
 def local_config_name(name: str, cfg) -> str:
     """The config name a local-source dataset is prepared under, computed without scanning."""
-    size = int(cfg_field(cfg, "image_size", 0))
+    size = int(cfg_field(cfg, "image_size"))
     if name.startswith(FOLDER_PREFIX):
         return builder_lib.config_name(name, size, name[len(FOLDER_PREFIX):])
     if LOCAL_CATALOG[name].kind == "imagenet":
@@ -154,7 +164,7 @@ def not_prepared(name: str, cfg, data_dir: str) -> UserError:
     """The one-line error for a local-source dataset that is not prepared, naming the command."""
     pattern = os.path.join(data_dir, builder_lib.TFDS_NAME, f"{name}_*", builder_lib.VERSION, "dataset_info.json")
     other = sorted(os.path.basename(os.path.dirname(os.path.dirname(p))) for p in glob.glob(pattern))
-    size = int(cfg_field(cfg, "image_size", 0))
+    size = int(cfg_field(cfg, "image_size"))
     entry = LOCAL_CATALOG[name]
     where = "<folder with ILSVRC2012_img_train.tar or its <wnid> folders>" if entry.kind == "imagenet" \
         else "<extracted folder>"
@@ -170,17 +180,17 @@ def dataset_spec(dataset_cfg) -> dict:
     From the prepared dataset's metadata when there is one, else from the
     catalog (published sizes). Used to size synthetic benchmarks.
     """
-    name = cfg_field(dataset_cfg, "name", "digits")
+    name = cfg_field(dataset_cfg, "name")
     check_name(name)
     data_dir = resolve_data_dir(dataset_cfg)
-    size = int(cfg_field(dataset_cfg, "image_size", 0))
+    size = int(cfg_field(dataset_cfg, "image_size"))
     if name == "digits":
         side = size or 8
         return dict(image_shape=(side, side, 1), num_classes=10, num_examples=1797)
     if name in TFDS_CATALOG:
         e = TFDS_CATALOG[name]
         n = e.num_examples
-        if name == "stl10" and cfg_field(dataset_cfg, "use_unlabeled", False):
+        if name == "stl10" and cfg_field(dataset_cfg, "use_unlabeled"):
             n += STL10_UNLABELLED[1]
         side = size or (e.default_size if e.shape is None else 0)
         shape = (side, side, 3) if side else e.shape

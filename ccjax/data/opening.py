@@ -68,7 +68,7 @@ def _local_sources(name: str, cfg, data_dir: str) -> Sources:
 def _tfds_sources(name: str, cfg, data_dir: str) -> Sources:
     entry = TFDS_CATALOG[name]
     splits = list(entry.splits)
-    if name == "stl10" and cfg_field(cfg, "use_unlabeled", False):
+    if name == "stl10" and cfg_field(cfg, "use_unlabeled"):
         splits.append(STL10_UNLABELLED[0])
     with builder_lib.quiet_tfds():
         b = tfds.builder(entry.tfds_name, data_dir=data_dir)
@@ -86,7 +86,7 @@ def _tfds_sources(name: str, cfg, data_dir: str) -> Sources:
             f"{name} is not prepared in {data_dir}: run `{prepare_cmd(name, data_dir)}` "
             f"(downloads {entry.download}; TFDS needs TensorFlow for it: {INSTALL_TF})"
         ) from None
-    size_cfg = int(cfg_field(cfg, "image_size", 0))
+    size_cfg = int(cfg_field(cfg, "image_size"))
     if entry.shape is None:
         side = size_cfg or entry.default_size
         size = (side, side)
@@ -99,7 +99,7 @@ def _tfds_sources(name: str, cfg, data_dir: str) -> Sources:
 
 def _digits_sources(cfg, data_dir: str) -> Sources:
     prepare_digits(data_dir)
-    size = int(cfg_field(cfg, "image_size", 0))
+    size = int(cfg_field(cfg, "image_size"))
     with builder_lib.quiet_tfds():
         b = tfds.builder(TFDS_NAME, data_dir=data_dir)
         source, meta = _data_sources(b, "train")
@@ -109,7 +109,7 @@ def _digits_sources(cfg, data_dir: str) -> Sources:
 
 def dataset_sources(dataset_cfg) -> Sources:
     """Where `dataset_cfg.name`'s examples are read from (prepared first where the files are at hand)."""
-    name = cfg_field(dataset_cfg, "name", "digits")
+    name = cfg_field(dataset_cfg, "name")
     check_name(name)
     data_dir = resolve_data_dir(dataset_cfg)
     if name == "digits":
@@ -130,18 +130,21 @@ def open_dataset(dataset_cfg) -> ImageDataset | StreamingDataset:
     (training's start-up line shows it).
     """
     spec = dataset_sources(dataset_cfg)
-    if spec.class_names is None and int(cfg_field(dataset_cfg, "num_clusters", -1)) <= 0:
-        raise UserError(
-            f"dataset {spec.name!r} has no labels, so the number of clusters cannot be inferred; "
-            "set --config.dataset.num_clusters=K"
-        )
+    check_num_clusters_known(spec.name, spec.class_names is not None, cfg_field(dataset_cfg, "num_clusters"))
     in_memory, why = choose_in_memory(dataset_cfg, spec.decoded_bytes)
     if in_memory:
         ds = load_sources(spec, desc=f"loading {spec.name}", how_opened=f"in memory: {why}")
     else:
-        ds = StreamingDataset(spec, workers=int(cfg_field(dataset_cfg, "stream_workers", -1)),
-                              buffer=int(cfg_field(dataset_cfg, "stream_buffer", 2)), how_opened=f"streamed: {why}")
+        ds = StreamingDataset(spec, workers=int(cfg_field(dataset_cfg, "stream_workers")),
+                              buffer=int(cfg_field(dataset_cfg, "stream_buffer")), how_opened=f"streamed: {why}")
     return with_mask_noise(ds, dataset_cfg)  # MFAVBs-CC Sec. 4.7: a fixed black rectangle per image, when enabled
+
+
+def check_num_clusters_known(name: str, labelled: bool, num_clusters: int) -> None:
+    """UserError when the number of clusters is left to the labels (num_clusters <= 0) and there are none."""
+    if not labelled and int(num_clusters) <= 0:
+        raise UserError(f"dataset {name!r} has no labels, so the number of clusters cannot be inferred; "
+                        "set --config.dataset.num_clusters=K")
 
 
 def readable_bytes(n: float) -> str:
@@ -175,11 +178,11 @@ def choose_in_memory(dataset_cfg, decoded_bytes: int) -> tuple[bool, str]:
     `dataset.memory_share` of this host's physical memory (each training
     process holds its own copy), and streams it otherwise.
     """
-    forced = in_memory_mode(cfg_field(dataset_cfg, "in_memory", "auto"))
+    forced = in_memory_mode(cfg_field(dataset_cfg, "in_memory"))
     size = f"{readable_bytes(decoded_bytes)} decoded"
     if forced is not None:
         return forced, f"{size}; dataset.in_memory={'true' if forced else 'false'}"
-    share, ram = float(cfg_field(dataset_cfg, "memory_share", 0.5)), host_memory_bytes()
+    share, ram = float(cfg_field(dataset_cfg, "memory_share")), host_memory_bytes()
     if decoded_bytes <= share * ram:
         return True, f"{size} <= {share:g} of {ram / 1e9:.1f} GB RAM"
     return False, f"{size} > {share:g} of {ram / 1e9:.1f} GB RAM; --config.dataset.in_memory=true holds it anyway"

@@ -35,7 +35,7 @@ from ccjax.errors import UserError
 
 def local_plan(name: str, cfg, data_dir: str) -> builder_lib.Plan:
     """The Plan of a local-source dataset (validates the user's folder; UserError if unusable)."""
-    size = int(cfg_field(cfg, "image_size", 0))
+    size = int(cfg_field(cfg, "image_size"))
     if name.startswith(FOLDER_PREFIX):
         return folder_lib.folder_plan(name, name[len(FOLDER_PREFIX):], size, named=False)
     entry = LOCAL_CATALOG[name]
@@ -110,7 +110,7 @@ def _prepare_tfds(name: str, cfg, data_dir: str, overwrite: bool) -> str:
 
 def prepare_dataset(cfg, overwrite: bool = False) -> str:
     """Prepares the dataset `cfg.name` once (a no-op when prepared); returns a one-line summary."""
-    name = cfg_field(cfg, "name", "digits")
+    name = cfg_field(cfg, "name")
     check_name(name)
     data_dir = resolve_data_dir(cfg)
     if name == "digits":

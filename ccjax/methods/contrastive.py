@@ -17,21 +17,14 @@ divided by 2N, which equals the paper's mean of l_i^a + l_i^b over i, / 2.
 from __future__ import annotations
 
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
 
-from ccjax.errors import UserError
 
 # Below this norm a cluster column is treated as having norm `COS_EPS` (as
 # torch.nn.CosineSimilarity, which CC's reference uses, clamps with eps=1e-8).
 COS_EPS = 1e-8
-
-
-def _check_temperature(temperature) -> None:
-    if isinstance(temperature, numbers.Real) and not temperature > 0:
-        raise UserError(f"contrastive temperature must be > 0, got {temperature}; fix loss.*_temperature in the config")
 
 
 def unit_rows(x: jax.Array) -> jax.Array:
@@ -77,9 +70,9 @@ def weighted_nt_xent(
 
     GeCC's Eq. (8) is this with p_i = w_ii, W = V = W_z (for l_{i,12}: sim_ab =
     s(z^1, z^2), sim_aa = s(z^m, z^m)). Weights must be >= 0; a zero weight
-    removes that term. Computed in float32 as logsumexp(log w + s / tau).
+    removes that term. Computed in float32 as logsumexp(log w + s / tau). `temperature` > 0: the config's
+    loss.*_temperature, checked once by validate (ccjax/methods/cc.py's check_config).
     """
-    _check_temperature(temperature)
     sim_ab = jnp.asarray(sim_ab, jnp.float32)  # [N, N]
     sim_aa = jnp.asarray(sim_aa, jnp.float32)  # [N, N]
     n = sim_ab.shape[0]

@@ -99,11 +99,9 @@ class ResNet(nn.Module):
             x = conv(64, 7, 2, self.dtype, "conv1")(x)  # [B, S/2, S/2, 64]
             x = nn.relu(batch_norm(train, self.dtype, "bn1")(x))
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # [B, S/4, S/4, 64]
-        elif self.stem == "small":
+        else:  # "small" (the stem is one of STEMS: check_resnet_config, called by validate)
             x = conv(64, 3, 1, self.dtype, "conv1")(x)  # [B, S, S, 64]
             x = nn.relu(batch_norm(train, self.dtype, "bn1")(x))
-        else:
-            raise UserError(f"unknown model.stem {self.stem!r}; set --config.model.stem to one of {', '.join(STEMS)}")
         if shift_hook is not None:
             x = shift_hook(x, STEM_LAYER).astype(self.dtype)
         for i, num_blocks in enumerate(self.stage_sizes):

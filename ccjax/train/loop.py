@@ -36,6 +36,7 @@ from ccjax.clip import load_anchors
 from ccjax.config import validate
 from ccjax.data import open_dataset
 from ccjax.data.labels import dataset_labels
+from ccjax.data.opening import check_num_clusters_known
 from ccjax.data.pipeline import TrainBatches
 from ccjax.errors import UserError
 from ccjax.eval.assign import assign_clusters, evaluate_assignments
@@ -66,11 +67,7 @@ def resolve_num_clusters(config, dataset) -> int:
     """
     k = config.dataset.num_clusters
     if k <= 0:
-        if dataset.num_classes is None:
-            raise UserError(
-                f"dataset {config.dataset.name!r} has no labels, so the number of clusters cannot be "
-                "inferred; set --config.dataset.num_clusters=K"
-            )
+        check_num_clusters_known(config.dataset.name, dataset.num_classes is not None, k)
         k = dataset.num_classes
     k = int(k)
     if k < 2:
