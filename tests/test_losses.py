@@ -198,9 +198,18 @@ def test_weighted_nt_xent_matches_its_formula():
 
 
 def test_non_positive_temperature_is_a_user_error():
-    z_a, z_b, _, _ = random_inputs(10)
-    with pytest.raises(UserError):
-        instance_contrastive_loss(z_a, z_b, 0.0)
+    """The temperatures are checked once, with the config (cc.check_config, which GeCC's calls too): a check
+    that lets 0 through would train on inf/nan logits."""
+    from ccjax.config import get_base_config
+    from ccjax.methods import check_method_config
+
+    for method in ("cc", "gecc"):
+        for field in ("instance_temperature", "cluster_temperature"):
+            config = get_base_config()
+            config.method = method
+            config.loss[field] = 0.0
+            with pytest.raises(UserError, match=f"loss.{field}=0.0 must be > 0"):
+                check_method_config(config)
 
 
 # ---------------------------------------------------------------- CC's objective: which views reach the losses
