@@ -114,6 +114,7 @@ def flax_clip_classes():
     Flax models, and a base install of ccjax does not bring transformers at all.
     """
     try:
+        # transformers (ccjax[clip], optional) loads only for a run with the CLIP anchor
         import transformers
     except ImportError:
         installed = None

@@ -21,6 +21,7 @@ import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from ccjax.clip.cache import cache_paths, expected_metadata, read_cache, write_cache
 from ccjax.clip.clip import ClipPreprocess, clip_config_info, clip_preprocess, load_clip
@@ -90,8 +91,6 @@ def _all_processes_agree(ok: bool) -> bool:
     """True iff `ok` on every process (a collective: every process must call it)."""
     if jax.process_count() == 1:
         return ok
-    from jax.experimental import multihost_utils
-
     flags = multihost_utils.process_allgather(np.asarray([int(ok)], np.int32))
     return bool(np.all(flags))
 

@@ -28,7 +28,10 @@ import re
 from typing import Callable, Iterator
 
 import tensorflow_datasets as tfds
+from absl import logging as absl_logging
 from etils import epath
+from tensorflow_datasets.core.utils import tqdm_utils
+from tqdm import tqdm
 
 from ccjax.data.images import ImageSkipped, decode_image, encode_png
 from ccjax.errors import UserError
@@ -162,8 +165,6 @@ class _Shards:
         return [functools.partial(self._shard, k) for k in range(self.num_shards)]
 
     def _shard(self, k: int) -> Iterator:
-        from tqdm import tqdm
-
         plan = self.plan
         if self._items is None:
             self._items = iter(plan.examples())
@@ -216,9 +217,6 @@ def build(plan: Plan, data_dir: str, overwrite: bool = False) -> epath.Path:
 @contextlib.contextmanager
 def quiet_tfds():
     """Hides TFDS's own progress bars and its info/warning logging for the duration."""
-    from absl import logging as absl_logging
-    from tensorflow_datasets.core.utils import tqdm_utils
-
     bars, level = tqdm_utils._active, absl_logging.get_verbosity()  # noqa: SLF001
     tfds.display_progress_bar(False)
     absl_logging.set_verbosity(absl_logging.ERROR)

@@ -25,6 +25,7 @@ import os
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+from tqdm import tqdm
 
 from ccjax.data.images import resize_uint8
 
@@ -217,8 +218,6 @@ def load_sources(spec: Sources, desc: str = "loading", how_opened: str = "in mem
 
     A progress bar appears when there is more than a moment's work.
     """
-    from tqdm import tqdm
-
     total = spec.num_examples
     images = np.empty((total, *spec.image_shape), np.uint8)  # [N, H, W, C]
     labels = np.full(total, -1, np.int32)

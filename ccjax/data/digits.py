@@ -19,6 +19,7 @@ TFDS_NAME = "ccjax_digits"
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as (uint8 images [1797, 8, 8, 1], int labels [1797])."""
+    # scikit-learn loads only when digits is prepared
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -20,6 +20,8 @@ import collections
 import dataclasses
 import os
 
+from tqdm import tqdm
+
 from ccjax.data.builder import Plan, config_name
 from ccjax.data.images import ImageSkipped, image_size
 from ccjax.errors import UserError
@@ -77,8 +79,6 @@ def scan_folder(root: str, progress: bool = True) -> FolderScan:
     files, sizes = [], collections.Counter()
     iterator = candidates
     if progress and len(candidates) > 2000:
-        from tqdm import tqdm
-
         iterator = tqdm(candidates, desc=f"scanning {os.path.basename(root)}", unit="file")
     for path, label in iterator:
         rel = os.path.relpath(path, root)

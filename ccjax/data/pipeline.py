@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
+from tqdm import tqdm
 
 from ccjax.data.reading import ReadEvalBatch, ReadTrainBatch, TrainRows
 from ccjax.data.streaming import read_ahead
@@ -132,8 +133,6 @@ def map_batches(fn: Callable[[dict], jax.Array], dataset, batch_size: int, mesh:
     valid and, with `anchors`, anchor). Every process gets all N rows. Cluster
     assignment, the CLIP anchor pass and prediction all run through here.
     """
-    from tqdm import tqdm
-
     batches = EvalBatches(dataset, batch_size, mesh, anchors)
     outs, valid = [], []
     show = progress and is_main_process()

@@ -18,10 +18,12 @@ workers x (buffer + 1) x one batch, whatever the dataset's size.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+from absl import flags
 
 from ccjax.data.dataset import Dataset, Sources
 from ccjax.errors import UserError
@@ -128,6 +130,7 @@ def stream(read_fn: Callable[[int], dict], items: Sequence[int], workers: int, b
 
     `read_fn` must be picklable (workers get a copy) and must depend on the item only.
     """
+    # grain loads only for a streamed dataset
     import grain
 
     if len(items) == 0:
@@ -145,8 +148,6 @@ def stream(read_fn: Callable[[int], dict], items: Sequence[int], workers: int, b
 def _absl_flags_ready() -> None:
     """grain's workers read absl flags; outside an absl app (a notebook, a library call) nothing
     has parsed them, so their defaults are taken as parsed."""
-    from absl import flags
-
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
 
@@ -174,13 +175,12 @@ def _wait_for_shared_memory_release() -> None:
     """grain unlinks dropped shared-memory blocks in one background thread, in order: a no-op task
     finishing there means the blocks dropped before it are gone."""
     try:
+        # grain's private module, tried only where grain ran
         from grain._src.python.ipc.shared_memory_array import SharedMemoryArray
 
         pool = SharedMemoryArray._del_thread_pool  # noqa: SLF001 (no public way to wait for it)
     except (ImportError, AttributeError):
         return
     if pool is not None:
-        import gc
-
         gc.collect()
         pool.apply(lambda: None)

@@ -15,6 +15,7 @@ import io
 import os
 
 import numpy as np
+from PIL import Image
 
 from ccjax.clip import embed_images
 from ccjax.data.catalog import TFDS_CATALOG
@@ -108,8 +109,6 @@ GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 def source_format(path: str) -> tuple[int, int, str] | None:
     """(width, height, PIL mode) from an image file's header, or None when it cannot be read."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return im.width, im.height, im.mode

@@ -95,6 +95,7 @@ def probe(pred: np.ndarray, num_clusters: int, cues: dict[str, np.ndarray], labe
     predicting the clusters, 'with_labels', 'labels_only'} | None; 'named': cue families; 'warnings':
     [0 or 1 line]; 'num_examples', 'num_clusters', 'thresholds'}.
     """
+    # scikit-learn loads only when the probe runs
     from sklearn.metrics import normalized_mutual_info_score
 
     pred = np.asarray(pred)

@@ -110,6 +110,7 @@ class RidgeCovariance:
 def _model():
     """Linear discriminant analysis on standardised cues, its within-group covariance floored by RIDGE:
     closed form, fast, and linear boundaries are what k-means-like cluster cells have."""
+    # scikit-learn loads only when the probe runs (seconds of import for every other command)
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     return LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=RidgeCovariance())
@@ -118,6 +119,7 @@ def _model():
 def _cross_validate(x: np.ndarray, y: np.ndarray, folds: int, seed: int,
                     columns: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, float]]:
     """(out-of-fold predictions [n], {family: mean drop in balanced accuracy when its columns are permuted})."""
+    # scikit-learn loads only when the probe runs
     from sklearn.model_selection import StratifiedKFold
 
     rng = np.random.default_rng(seed)
@@ -140,6 +142,7 @@ def predictability(cues: dict[str, np.ndarray], y: np.ndarray, seed: int = 0, pe
     {'score', 'accuracy', 'majority', 'balanced_accuracy', 'chance', 'num_groups', 'num_images',
      'folds', 'families': {name: {'alone', 'importance'}}}; or {'score': None, 'reason': ...}.
     """
+    # scikit-learn loads only when the probe runs
     import sklearn
 
     y = np.asarray(y)

@@ -51,6 +51,7 @@ def attention_figure(maps: AttentionMaps, images: Sequence[np.ndarray], title: s
     its token 0 in the per-branch block, in the fused block over its own and over the other view (one
     colour scale per row: a fused row's two halves form one distribution).
     """
+    # matplotlib loads only for a command that draws
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize

@@ -164,6 +164,7 @@ NOT_LOSSES = {"epoch", "step", "seconds", "grad_norm", "t", "w_z_mean", "w_c_mea
 def curves_figure(history: list[dict], final: dict | None = None):
     """Training losses per epoch, and ACC/NMI/ARI per epoch where evaluated plus the final evaluation
     (`final`: the last checkpoint's metrics) at the last epoch; a sentence where there is nothing to plot."""
+    # matplotlib loads only for a command that draws
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]

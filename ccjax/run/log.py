@@ -22,6 +22,7 @@ class RunLog:
 
     def _writer(self):
         if self._tb is None:
+            # tensorboardX is optional: loaded only when it is installed and logging is on
             from tensorboardX import SummaryWriter
 
             self._tb = SummaryWriter(self._tb_dir, flush_secs=30)

@@ -11,7 +11,9 @@ Otherwise the run is a single process and nothing is initialised.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 
 import jax
 
@@ -69,9 +71,6 @@ def maybe_initialize() -> bool:
 def _in_multiprocessing_child() -> bool:
     """True in a process started by multiprocessing, including while it re-imports the launching
     script as `__mp_main__` (before `parent_process()` is set)."""
-    import multiprocessing
-    import sys
-
     # multiprocessing aliases sys.modules['__mp_main__'] to '__main__' in every process; while a
     # spawned child re-imports the script, runpy holds that import there instead.
     reimporting = sys.modules.get("__mp_main__", sys.modules.get("__main__")) is not sys.modules.get("__main__")

@@ -15,6 +15,8 @@ when ccjax is imported. A user's XLA_FLAGS that already name the option win.
 from __future__ import annotations
 
 import os
+import sys
+from importlib import metadata
 
 EIGEN_CONVOLUTIONS = {
     # drop convolutions from the operations XLA hands to YNNPACK; its other work stays
@@ -25,8 +27,6 @@ KNOWN_JAXLIB = ((0, 10), (0, 12))
 
 
 def _jaxlib_version() -> tuple[int, ...] | None:
-    from importlib import metadata
-
     try:
         return tuple(int(x) for x in metadata.version("jaxlib").split(".")[:2])
     except (metadata.PackageNotFoundError, ValueError):
@@ -48,7 +48,5 @@ def apply_requested_flags() -> None:
     if choice == "eigen":
         os.environ["XLA_FLAGS"] = with_flags(os.environ.get("XLA_FLAGS", ""), EIGEN_CONVOLUTIONS, _jaxlib_version())
     elif choice not in ("", "xla"):  # on import, so a line rather than an error that stops every command
-        import sys
-
         print(f"ccjax: warning: CCJAX_CPU_CONVOLUTIONS={choice!r} is neither 'eigen' nor 'xla'; using XLA's "
               "defaults (docs/benchmarks.md, 'The CPU step, profiled')", file=sys.stderr)

@@ -5,7 +5,9 @@ its FLOPs and memory from XLA, the input pipeline timed alone, and the table tha
 from __future__ import annotations
 
 import datetime
+import glob
 import os
+import resource
 import statistics
 import time
 
@@ -124,8 +126,6 @@ def benchmark(config) -> dict:
 
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process."""
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
@@ -135,8 +135,6 @@ def input_workers_peak_rss() -> int:
     Read from /proc while they run: getrusage's figure for children is no use here,
     since a spawned child's starts from its parent's size at the fork before exec.
     """
-    import glob
-
     peak = 0
     for tasks in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
         try:
