@@ -106,3 +106,23 @@ def test_no_lazy_module_getattr():
     lazy = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
             if any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in ast.parse(p.read_text()).body)]
     assert not lazy, lazy
+
+
+def test_no_function_over_80_lines():
+    """CONTRIBUTING's ~80 lines; the base config's field list (one assignment a line) is the exception."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "get_base_config":
+                if (n := node.end_lineno - node.lineno + 1) > 80:
+                    long.append(f"ccjax/{path.relative_to(PACKAGE)}:{node.name} ({n} lines)")
+    assert not long, long
+
+
+def test_one_figure_writer():
+    """Every figure is written by ccjax/report/figures.py's save_figure (atomic, through write_atomic): a
+    `savefig` anywhere else writes a PNG that a kill can leave half-written."""
+    writers = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if p.relative_to(PACKAGE) != pathlib.Path("report", "figures.py")
+               and any(isinstance(n, ast.Attribute) and n.attr == "savefig" for n in ast.walk(ast.parse(p.read_text())))]
+    assert not writers, writers
