@@ -11,7 +11,7 @@ import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.eval.cam import Explained, explain_images, local_copy
-from ccjax.run.rundir import REPORT_DIR
+from ccjax.run.rundir import REPORT_DIR, write_figure
 
 REPORT_FILE = "cams.png"
 REPORT_CLUSTERS = 10  # the largest clusters drawn in the report
@@ -60,7 +60,7 @@ def draw_runs(path: str, runs: Sequence[tuple[str, Explained]], image_names: Seq
     for j, (label, ex) in enumerate(runs, start=1):
         axes[0, j].set_title(f"{label}\n{ex.kind}\ncluster {ex.cluster[0]} p={ex.prob[0]:.2f}", fontsize=6)
     fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)  # atomic, with the umask's mode
     plt.close(fig)
 
 
@@ -108,7 +108,7 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     path = os.path.join(workdir, REPORT_DIR, REPORT_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)  # atomic, with the umask's mode
     plt.close(fig)
     return path
 
