@@ -68,7 +68,7 @@ def test_cc_cifar10_two_steps_under_mock_data(tmp_path):
 def test_gecc_cifar10_without_data_names_the_fix(tmp_path):
     c = load_config("gecc_cifar10")
     c.dataset.data_dir = str(tmp_path / "empty")
-    with pytest.raises(UserError, match="python -m ccjax.prepare --dataset=cifar10"):
+    with pytest.raises(UserError, match="python -m ccjax prepare --dataset=cifar10"):
         train.train_and_evaluate(c, str(tmp_path / "run"))
 
 
