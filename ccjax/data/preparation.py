@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 
 import tensorflow_datasets as tfds
 
@@ -90,8 +91,8 @@ def _prepare_tfds(name: str, cfg, data_dir: str, overwrite: bool) -> str:
     if b.is_prepared() and not overwrite:
         return f"{name}: already prepared in {b.data_dir}"
     manual_dir = cfg_field(cfg, "manual_dir") or os.path.join(data_dir, "downloads", "manual")
-    retry = prepare_cmd(name, data_dir) + (f" --manual_dir={cfg_field(cfg, 'manual_dir')}"
-                                           if cfg_field(cfg, "manual_dir") else "")
+    given = cfg_field(cfg, "manual_dir")
+    retry = prepare_cmd(name, data_dir, f" {shlex.quote(f'--manual_dir={given}')}" if given else "")
     _check_can_download(name, b, data_dir, manual_dir, retry)  # in seconds, before TFDS retries for minutes
     if importlib.util.find_spec("tensorflow") is None:  # TFDS's builders for these read with tf.io
         raise UserError(f"TFDS needs TensorFlow to prepare {name} (training does not): {INSTALL_TF}, "
@@ -138,8 +139,7 @@ def download_failure(e: BaseException) -> str:
     """A failed download's cause in a few whole words (a requests error's text is a nested repr)."""
     text = str(e)
     for marker, words in (("NameResolution", "a host name does not resolve"), ("timed out", "timed out"),
-                          ("Connection refused", "connection refused"), ("403", "HTTP 403: forbidden"),
-                          ("404", "HTTP 404: not found"), ("No space left", "the disk is full")):
+                          ("Connection refused", "connection refused"), ("No space left", "the disk is full")):
         if marker in text:
             return words
     return type(e).__name__
