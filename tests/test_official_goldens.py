@@ -86,9 +86,9 @@ def leaf(path: tuple[str, ...], kind: str, name: str, w: np.ndarray):
     return "params", path + ("kernel",), w.T  # Linear [out, in] -> [in, out]
 
 
-VIT_BLOCK_PARTS = {"norm1": (("norm1",), "norm"), "norm2": (("norm2",), "norm"), "attn.qkv": (("attn", "qkv"), "linear"),
-                   "attn.proj": (("attn", "proj"), "linear"), "mlp.fc1": (("fc1",), "linear"),
-                   "mlp.fc2": (("fc2",), "linear")}
+VIT_BLOCK_PARTS = {"norm1": (("norm1",), "norm"), "norm2": (("norm2",), "norm"),
+                   "attn.qkv": (("attn", "qkv"), "linear"), "attn.proj": (("attn", "proj"), "linear"),
+                   "mlp.fc1": (("fc1",), "linear"), "mlp.fc2": (("fc2",), "linear")}
 VIT_HEAD_PARTS = {0: ("fc1", "linear"), 1: ("bn1", "bn"), 3: ("fc2", "linear"), 4: ("bn2", "bn"), 6: ("fc3", "linear")}
 
 

@@ -206,7 +206,8 @@ class FusingViT(nn.Module):
         # Views interleaved on the batch axis: [B*V, S, S, C], row m*V + v = view v of example m.
         x = views[0] if num_views == 1 else jnp.stack(views, axis=1).reshape((-1,) + views[0].shape[1:])
         x = x.astype(self.dtype)
-        stem_out = ConvStem(e, self.patch_size, self.dtype, self.bn_unbiased_running_var, name="stem")(x, train=train, num_views=num_views)
+        stem = ConvStem(e, self.patch_size, self.dtype, self.bn_unbiased_running_var, name="stem")
+        stem_out = stem(x, train=train, num_views=num_views)
         p = stem_out.shape[1]
         grid = views[0].shape[1] // self.patch_size, views[0].shape[2] // self.patch_size
         pos = jnp.asarray(sincos_position_embedding(*grid, e), self.dtype)  # [1 + P, E], fixed
@@ -286,7 +287,8 @@ class Projector(nn.Module):
         x = x.astype(self.dtype)
         for i in range(2):
             x = self._linear(x, self.hidden, f"fc{i + 1}")
-            x = nn.relu(per_view(batch_norm(train, self.dtype, f"bn{i + 1}", self.bn_unbiased_running_var), x, num_views))
+            bn = batch_norm(train, self.dtype, f"bn{i + 1}", self.bn_unbiased_running_var)
+            x = nn.relu(per_view(bn, x, num_views))
         return self._linear(x, self.out_features, "fc3")
 
 
@@ -301,8 +303,8 @@ class VTCCHeads(nn.Module):
 
     @nn.compact
     def __call__(self, h: jax.Array, *, train: bool, num_views: int) -> tuple[jax.Array, jax.Array]:
-        z = Projector(self.hidden, self.feature_dim, self.dtype, self.bn_unbiased_running_var, name="instance_projector")(
-            h, train=train, num_views=num_views)
+        z = Projector(self.hidden, self.feature_dim, self.dtype, self.bn_unbiased_running_var,
+                      name="instance_projector")(h, train=train, num_views=num_views)
         logits = Projector(self.hidden, self.num_clusters, self.dtype, self.bn_unbiased_running_var,
                            name="cluster_projector")(
             h, train=train, num_views=num_views)
