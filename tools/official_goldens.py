@@ -44,11 +44,14 @@ CC_REPO, MFAVBS_REPO = "Yunfan-Li/Contrastive-Clustering", "sszhou-github/MFAVBs
 def commit_of(path: pathlib.Path, given: str | None) -> str:
     if given:
         return given
+    git = lambda *a: subprocess.run(["git", "-C", str(path), *a], check=True,  # noqa: E731
+                                    capture_output=True, text=True).stdout.strip()
     try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        if pathlib.Path(git("rev-parse", "--show-toplevel")).resolve() == path.resolve():  # not an enclosing repo's
+            return git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
-        sys.exit(f"error: {path} is not a git checkout; pass its commit with --cc_commit/--mfavbs_commit")
+        pass
+    sys.exit(f"error: {path} is not the top of a git checkout; pass its commit with --cc_commit/--mfavbs_commit")
 
 
 def import_official(root: pathlib.Path, names: list[str]) -> dict[str, types.ModuleType]:
