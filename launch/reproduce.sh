@@ -14,13 +14,17 @@
 #   mfavbs-table5   MFAVBs-CC Sec. 4.5 / Table 5: FLOPs and peak memory of a VTCC and a MFAVBs-CC step (ccjax.bench)
 #   mfavbs-table6   MFAVBs-CC Table 6: time per epoch of VTCC and MFAVBs-CC on the seven sets (ccjax.bench)
 #   all             every table above
+#   small           the papers' claims at small scale on 2 CPU cores, each with a verdict (docs/results.md,
+#                   "Claims at small scale"; ~2 hours with --seeds=5): generates the domain-shift digits, trains
+#                   runs/claims-small/<row>/<dataset>/seed<k> (finished runs skipped, others resumed), measures
+#                   CAM mass, nuisance NMI and k-means, writes runs/claims-small/table.md. Not part of `all`.
 # Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers,
 # and `python -m ccjax.tables runs/<table>` puts the finished runs beside them (mean ± std over seeds).
 # The cost tables (5, 6) write one benchmark JSON per row: runs/<table>/<row>/<dataset>.json.
 # The datasets must be prepared first (python -m ccjax.prepare --dataset=...; see docs/datasets.md).
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 [[ $1 == -h || $1 == --help ]] && { usage; exit 0; }
 table=$1; shift
@@ -110,6 +114,22 @@ table_mfavbs7() {
   done
 }
 
+# The runs and their overrides are ccjax/results/small_plan.py's (one list for this script and the table).
+table_small() {
+  local gen="python tools/domain_shift_family.py --out=runs/claims-small/data"
+  echo "${gen}"
+  if [[ $run == 1 ]]; then eval "${gen}"; fi
+  local cmd
+  while IFS= read -r -u 3 cmd; do
+    echo "${cmd}"
+    if [[ $run == 1 && ${cmd} != \#* ]]; then eval "${cmd}"; fi
+  done 3< <(python -m ccjax.results.small_plan commands --seeds="${seeds}" --extra="${extra}")
+  local measure="python -m ccjax.results.small_plan measure --seeds=${seeds}"
+  local tables="python -m ccjax.tables runs/claims-small --seeds=${seeds}"
+  echo "${measure}"; echo "${tables}"
+  if [[ $run == 1 ]]; then eval "${measure}"; eval "${tables}"; fi
+}
+
 case $table in
   gecc-table2) table_gecc2 ;;
   gecc-table3) table_gecc3 ;;
@@ -120,6 +140,7 @@ case $table in
   mfavbs-table7) table_mfavbs7 ;;
   mfavbs-table5) table_mfavbs5 ;;
   mfavbs-table6) table_mfavbs6 ;;
+  small) table_small ;;
   all) table_gecc2; table_gecc3; table_mfavbs2; table_mfavbs4; table_depth; table_favbs; table_mfavbs7
        table_mfavbs5; table_mfavbs6 ;;
   *) echo "reproduce.sh: unknown table '$table'" >&2; usage >&2; exit 2 ;;
