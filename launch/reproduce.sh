@@ -123,8 +123,8 @@ table_small() {
   while IFS= read -r -u 3 cmd; do
     echo "${cmd}"
     if [[ $run == 1 && ${cmd} != \#* ]]; then eval "${cmd}"; fi
-  done 3< <(python -m ccjax.results.small_plan commands --seeds="${seeds}" --extra="${extra}")
-  local measure="python -m ccjax.results.small_plan measure --seeds=${seeds}"
+  done 3< <(python tools/claims_small.py commands --seeds="${seeds}" --extra="${extra}")
+  local measure="python tools/claims_small.py measure --seeds=${seeds}"
   local tables="python -m ccjax.tables runs/claims-small --seeds=${seeds}"
   echo "${measure}"; echo "${tables}"
   if [[ $run == 1 ]]; then eval "${measure}"; eval "${tables}"; fi

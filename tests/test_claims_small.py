@@ -117,12 +117,15 @@ def test_reproduce_small_lists_the_plan_and_skips_finished_runs(fake_root):
     with the plan's overrides (the flagged run is unfinished for the plan's epochs: a metrics.json of step 7 x 7),
     '# done' for the finished ones, then the measurement and the table commands."""
     base, root = fake_root
+    for d in ("tools", "configs"):  # reproduce.sh runs from a checkout's root
+        if not os.path.exists(os.path.join(base, d)):
+            os.symlink(os.path.join(ROOT, d), os.path.join(base, d))
     out = subprocess.run(["bash", os.path.join(ROOT, "launch", "reproduce.sh"), "small", f"--seeds={SEEDS}"],
                          capture_output=True, text=True, cwd=base, env=env(), timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "python tools/domain_shift_family.py --out=runs/claims-small/data"
-    assert lines[-2:] == [f"python -m ccjax.results.small_plan measure --seeds={SEEDS}",
+    assert lines[-2:] == [f"python tools/claims_small.py measure --seeds={SEEDS}",
                           f"python -m ccjax.tables runs/claims-small --seeds={SEEDS}"]
     todo = [shlex.split(x) for x in lines[1:-2] if not x.startswith("# done: ")]
     want = {r.workdir("runs/claims-small"): r for r in plan("runs/claims-small", SEEDS)}

@@ -63,8 +63,8 @@ def collect_small(root: str, seeds: int = SEEDS, configs_dir: str | None = None)
         for s in range(seeds):
             m = read_json(os.path.join(root, "kmeans", ds, f"seed{s}", "metrics.json"))
             if m is None:
-                problems.append(f"missing: {os.path.join(root, 'kmeans', ds, f'seed{s}')} (python -m "
-                                "ccjax.results.small_plan measure)")
+                problems.append(f"missing: {os.path.join(root, 'kmeans', ds, f'seed{s}')} (python "
+                                "tools/claims_small.py measure)")
             else:
                 values[("kmeans", ds)][s] = m
     for row in ("mfavbs", "vtcc"):  # the masked-noise drop, paired by seed

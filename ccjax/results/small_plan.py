@@ -1,10 +1,10 @@
 """The small-scale reproduction's runs (docs/results.md, "Claims at small scale"): what
 `launch/reproduce.sh small --run --seeds=5` trains, under runs/claims-small/<row>/<dataset>/seed<k>.
 
-    python -m ccjax.results.small_plan commands [--root=runs/claims-small] [--seeds=5] [--extra='...']
-    python -m ccjax.results.small_plan measure  [--root=runs/claims-small] [--seeds=5]
+    python tools/claims_small.py commands [--root=runs/claims-small] [--seeds=5] [--extra='...']
+    python tools/claims_small.py measure  [--root=runs/claims-small] [--seeds=5]
 
-`commands` prints one `python -m ccjax.main ...` line per run, a finished run (its metrics.json at the
+`commands` (`commands_text`) prints one `python -m ccjax.main ...` line per run, a finished run (its metrics.json at the
 run's last step) as a comment `# done: <workdir>`; the rest resume where they stopped (ccjax.main
 resumes from the run's checkpoint). `measure` adds what the training runs do not write: per finished
 domain-shift run its CAM mass and nuisance NMI (claims.json in the run folder), and the k-means floor
@@ -18,7 +18,6 @@ cores (docs/results.md gives the measured per-run times and the total).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 
@@ -137,23 +136,10 @@ def is_finished(workdir: str, num_epochs: int | None = None) -> bool:
     return "nmi" in metrics and int(metrics.get("step", 0)) >= epochs * (n // max(batch, 1))
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=("commands", "measure"))
-    p.add_argument("--root", default=ROOT)
-    p.add_argument("--seeds", type=int, default=SEEDS)
-    p.add_argument("--extra", default="")
-    a = p.parse_args(argv)
-    if a.command == "commands":
-        for run in plan(a.root, a.seeds):
-            wd = run.workdir(a.root)
-            done = is_finished(wd, dict(run.overrides)["num_epochs"])
-            print(f"# done: {wd}" if done else command(run, a.root, a.extra), flush=True)
-    else:
-        from ccjax.results.small_measure import measure_all
-
-        measure_all(a.root, a.seeds)
-
-
-if __name__ == "__main__":
-    main()
+def commands_text(root: str = ROOT, seeds: int = SEEDS, extra: str = "") -> list[str]:
+    """The lines `commands` prints: a ccjax.main command per run, '# done: <workdir>' for a finished one."""
+    out = []
+    for run in plan(root, seeds):
+        wd = run.workdir(root)
+        out.append(f"# done: {wd}" if is_finished(wd, dict(run.overrides)["num_epochs"]) else command(run, root, extra))
+    return out
