@@ -142,3 +142,42 @@ def test_a_claim_of_several_comparisons():
     assert combine([win, win]) == "holds at 5 seeds"
     assert combine([win, loss, tie]) == "does not hold at 2 seeds"
     assert combine([win, tie]) == "inconclusive at 2 seeds"
+
+
+def test_cam_mass_of_a_written_run_and_the_nuisance_nmi(tmp_path):
+    """The run path (ccjax/results/cam_mass.cam_mass_of_run, small_measure.nuisance_nmi) on a run folder as
+    ccjax.main leaves it (a ConvNet, 8x8 images seen at 12x12): a mask covering every pixel holds all the mass,
+    an empty one none, a half mask's area is resampled to the view (0.5). Catches masks left at the stored size
+    or the maps taken from another image."""
+    import os
+
+    from test_attention import write_run
+    from test_report import load_config
+
+    from ccjax.results.cam_mass import cam_mass_of_model, cam_mass_of_run
+    from ccjax.results.small_measure import nuisance_nmi
+    from ccjax.run.load import load_trained
+
+    c = load_config("cc_digits")
+    c.model.convnet_width = 4
+    c.dataset.num_clusters = 3
+    c.progress_bar = False
+    c.seed = 1  # seed 0's initial heads make every predicted cluster's map all negative (nothing to place)
+    workdir = str(tmp_path / "run")
+    write_run(workdir, c)
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 1)).astype(np.uint8)
+    full = cam_mass_of_run(workdir, images, np.ones((6, 8, 8)))
+    trained = load_trained(workdir)
+    variables = trained.restore_latest().variables
+    empty = cam_mass_of_model(trained.module, variables, trained.config, images, np.zeros((6, 8, 8)))
+    half = np.zeros((6, 8, 8))
+    half[:, :, :4] = 1.0
+    halved = cam_mass_of_model(trained.module, variables, trained.config, images, half)
+    assert full["images"] + full["empty_maps"] == 6 and full["images"] > 0
+    assert full["inside"] == pytest.approx(1.0) and empty["inside"] == 0.0 and halved["area"] == pytest.approx(0.5)
+    assert 0.0 <= halved["inside"] <= 1.0 and full["step"] == 0 and "stage 3" in full["where"]
+    os.makedirs(os.path.join(workdir, "report"))
+    with open(os.path.join(workdir, "report", "assignments.csv"), "w") as f:
+        f.write("id,cluster\n" + "".join(f"{i}.png,{i % 2}\n" for i in range(8)))
+    assert nuisance_nmi(workdir, {f"{i}.png": i % 2 for i in range(8)}) == pytest.approx(1.0)
+    assert nuisance_nmi(workdir, {f"{i}.png": int(i >= 4) for i in range(8)}) == pytest.approx(0.0, abs=1e-9)
