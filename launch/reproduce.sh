@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Print (or, with --run, launch one after another) the commands that reproduce a table of the papers.
 #
-#   launch/reproduce.sh TABLE [--run] [--seeds=N] [--extra='--config.x=y ...']
+#   launch/reproduce.sh TABLE [--run] [--seeds=N] [--jobs=J] [--extra='--config.x=y ...']
 #
 # TABLE is one of
 #   gecc-table2     GeCC (Chen et al., AAAI 2025) Table 2: GeCC on CIFAR-10, CIFAR-100, ImageNet-10, ImageNet-Dogs
@@ -18,6 +18,7 @@
 #                   "Claims at small scale"; ~2 hours with --seeds=5): generates the domain-shift digits, trains
 #                   runs/claims-small/<row>/<dataset>/seed<k> (finished runs skipped, others resumed), measures
 #                   CAM mass, nuisance NMI and k-means, writes runs/claims-small/table.md. Not part of `all`.
+#                   --jobs=J runs J training runs at a time (each one's output in runs/claims-small/logs/).
 # Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers,
 # and `python -m ccjax.tables runs/<table>` puts the finished runs beside them (mean ± std over seeds).
 # The cost tables (5, 6) write one benchmark JSON per row: runs/<table>/<row>/<dataset>.json.
@@ -28,11 +29,12 @@ usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 [[ $1 == -h || $1 == --help ]] && { usage; exit 0; }
 table=$1; shift
-run=0; seeds=1; extra=""
+run=0; seeds=1; extra=""; jobs=1
 for a in "$@"; do
   case $a in
     --run) run=1 ;;
     --seeds=*) seeds=${a#--seeds=} ;;
+    --jobs=*) jobs=${a#--jobs=} ;;
     --extra=*) extra=${a#--extra=} ;;
     -h|--help) usage; exit 0 ;;
     *) echo "reproduce.sh: unknown option $a" >&2; usage >&2; exit 2 ;;
@@ -119,11 +121,21 @@ table_small() {
   local gen="python tools/domain_shift_family.py --out=runs/claims-small/data"
   echo "${gen}"
   if [[ $run == 1 ]]; then eval "${gen}"; fi
-  local cmd
+  local cmd wd log
+  if [[ $run == 1 ]]; then mkdir -p runs/claims-small/logs; rm -f runs/claims-small/logs/*.failed; fi
   while IFS= read -r -u 3 cmd; do
     echo "${cmd}"
-    if [[ $run == 1 && ${cmd} != \#* ]]; then eval "${cmd}"; fi
+    [[ $run == 1 && ${cmd} != \#* ]] || continue
+    if [[ $jobs -le 1 ]]; then eval "${cmd}"; continue; fi
+    while [[ $(jobs -rp | wc -l) -ge $jobs ]]; do wait -n || true; done
+    wd=${cmd##*--workdir=}; wd=${wd%% *}; log="runs/claims-small/logs/$(echo "${wd#runs/claims-small/}" | tr / _).log"
+    ( eval "${cmd}" > "${log}" 2>&1 || { echo "reproduce.sh: failed, see ${log}" >&2; : > "${log}.failed"; } ) &
   done 3< <(python tools/claims_small.py commands --seeds="${seeds}" --extra="${extra}")
+  wait
+  if compgen -G "runs/claims-small/logs/*.failed" > /dev/null; then
+    echo "reproduce.sh: some runs failed (see runs/claims-small/logs/*.failed); run the same command to resume them" >&2
+    exit 1
+  fi
   local measure="python tools/claims_small.py measure --seeds=${seeds}"
   local tables="python -m ccjax.tables runs/claims-small --seeds=${seeds}"
   echo "${measure}"; echo "${tables}"

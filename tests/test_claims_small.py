@@ -148,3 +148,33 @@ def test_tables_command_writes_the_claims_table(fake_root, tmp_path):
     with open(out + ".md") as f:
         text = f.read()
     assert text == p.stdout and "## Claims at small scale" in text and "Not counted:" in text
+
+
+def test_reproduce_small_run_with_jobs_runs_the_unfinished_and_reports_a_failure(fake_root, tmp_path):
+    """`reproduce.sh small --run --jobs=2` starts only the unfinished runs (in the background, each with its log), and
+    a failed run makes the command end non-zero naming the logs (a rerun resumes it). `python` is a stand-in
+    that records ccjax.main calls (the one of ds_frame fails) and the generator/measurement, and runs the rest."""
+    base, root = fake_root
+    for d in ("tools", "configs"):
+        if not os.path.exists(os.path.join(base, d)):
+            os.symlink(os.path.join(ROOT, d), os.path.join(base, d))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.txt"
+    (bin_dir / "python").write_text(
+        "#!/bin/bash\n"
+        f"if [[ $1 == -m && $2 == ccjax.main ]] || [[ $1 == tools/domain_shift_family.py ]] || [[ $2 == measure ]]; then\n"
+        f"  echo \"$*\" >> {calls}; [[ $* == *ds_frame* ]] && exit 3; exit 0\nfi\n"
+        f"exec {sys.executable} \"$@\"\n")
+    (bin_dir / "python").chmod(0o755)
+    e = env()
+    e["PATH"] = f"{bin_dir}:{e['PATH']}"
+    p = subprocess.run(["bash", os.path.join(ROOT, "launch", "reproduce.sh"), "small", "--run", f"--seeds={SEEDS}",
+                        "--jobs=2"], capture_output=True, text=True, cwd=base, env=e, timeout=300)
+    assert p.returncode == 1 and "some runs failed" in p.stderr, p.stderr
+    made = calls.read_text().splitlines()
+    trained = sorted(x.split("--workdir=")[1].split()[0] for x in made if x.startswith("-m ccjax.main"))
+    assert trained == ["runs/claims-small/ours/ds_frame/seed4", "runs/claims-small/w_wz/digits/seed0"]
+    logs = os.listdir(os.path.join(root, "logs"))
+    assert "ours_ds_frame_seed4.log.failed" in logs and "w_wz_digits_seed0.log" in logs
+    assert "w_wz_digits_seed0.log.failed" not in logs
