@@ -178,3 +178,15 @@ def test_reproduce_small_run_with_jobs_runs_the_unfinished_and_reports_a_failure
     logs = os.listdir(os.path.join(root, "logs"))
     assert "ours_ds_frame_seed4.log.failed" in logs and "w_wz_digits_seed0.log" in logs
     assert "w_wz_digits_seed0.log.failed" not in logs
+
+
+def test_docs_quote_every_claim_and_say_the_table_is_not_run():
+    """docs/results.md, "Claims at small scale", lists every claim of ccjax/results/small_claims.py with the start
+    of its paper's words, and the exact command. Catches a claim added or reworded in one place only."""
+    with open(os.path.join(ROOT, "docs", "results.md")) as f:
+        text = f.read()
+    section = text[text.index("## Claims at small scale"):]
+    assert "launch/reproduce.sh small --run --seeds=5 --jobs=2" in section
+    for claim in CLAIMS:
+        assert f"| {claim.key} |" in section, claim.key
+        assert claim.words[:40] in section, claim.key
