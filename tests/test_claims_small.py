@@ -180,9 +180,10 @@ def test_reproduce_small_run_with_jobs_runs_the_unfinished_and_reports_a_failure
     assert "w_wz_digits_seed0.log.failed" not in logs
 
 
-def test_docs_quote_every_claim_and_say_the_table_is_not_run():
-    """docs/results.md, "Claims at small scale", lists every claim of ccjax/results/small_claims.py with the start
-    of its paper's words (shortened with [...] at most), and the exact command. Catches a claim added or reworded in one place only."""
+def test_docs_quote_every_claim_and_the_command():
+    """docs/results.md, "Claims at small scale", gives the exact command and lists every claim of
+    ccjax/results/small_claims.py with its paper's words (shortened with [...] at most). Catches a claim added or
+    reworded in one place only."""
     with open(os.path.join(ROOT, "docs", "results.md")) as f:
         text = f.read()
     section = text[text.index("## Claims at small scale"):]
