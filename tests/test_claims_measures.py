@@ -19,8 +19,9 @@ INK, BACKGROUND = np.array([1.0, 1.0, 1.0]), np.array([0.6, 0.1, 0.1])  # white 
 
 class ColourNet(nn.Module):
     """Its only stage is ReLU(x . w) per pixel (a fixed 1x1 filter, no bias), at full resolution, then global
-    average pooling (8 channels: that map times 1..8): w = (-1, 1, 1) responds to the white object only (the red ground gives -0.4), w = (1, -1, -1)
-    to the red ground only (white gives -1), w = 0 plus a constant 1 to every pixel alike."""
+    average pooling (8 channels: that map times 1..8): w = (-1, 1, 1) responds to the white object only (the
+    red ground gives -0.4), w = (1, -1, -1) to the red ground only (white gives -1), w = 0 plus a constant 1
+    to every pixel alike."""
 
     weights: tuple[float, float, float]
 

@@ -163,7 +163,8 @@ def test_reproduce_small_run_with_jobs_runs_the_unfinished_and_reports_a_failure
     calls = tmp_path / "calls.txt"
     (bin_dir / "python").write_text(
         "#!/bin/bash\n"
-        f"if [[ $1 == -m && $2 == ccjax.main ]] || [[ $1 == tools/domain_shift_family.py ]] || [[ $2 == measure ]]; then\n"
+        "if [[ $1 == -m && $2 == ccjax.main ]] || [[ $1 == tools/domain_shift_family.py ]] || "
+        "[[ $2 == measure ]]; then\n"
         f"  echo \"$*\" >> {calls}; [[ $* == *ds_frame* ]] && exit 3; exit 0\nfi\n"
         f"exec {sys.executable} \"$@\"\n")
     (bin_dir / "python").chmod(0o755)

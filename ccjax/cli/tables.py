@@ -6,9 +6,9 @@
 Reads the run folders `launch/reproduce.sh TABLE --run [--seeds=N]` wrote (runs/<table>/<row>/<dataset>
 [/seed<k>]), prints the table (Markdown by default) and writes PREFIX.md, PREFIX.csv and PREFIX.tex
 (default PREFIX: runs/<table>/table). Cells: mean ± sample standard deviation (ddof=1) over n seeds,
-the paper's number and the difference (runs/claims-small, from `launch/reproduce.sh small`: each claim
-with its verdict, docs/results.md "Claims at small scale"); unfinished, missing and flagged runs (a config other than the
-table's: other epochs, backbone, ...) are listed and never averaged.
+the paper's number and the difference; unfinished, missing and flagged runs (a config other than the
+table's: other epochs, backbone, ...) are listed and never averaged. runs/claims-small (`launch/reproduce.sh
+small`) gives each claim its verdict instead (Markdown only; docs/results.md, "Claims at small scale").
 """
 
 from __future__ import annotations

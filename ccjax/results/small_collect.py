@@ -111,7 +111,8 @@ def markdown(col: Collected) -> str:
                   "| dataset | A | B | claim | A | B | verdict |", "|---|---|---|---|---|---|---|"]
         for c, a, b, r in rows:
             sign = _SIGN[c.direction].replace("(margin)", f"B - {c.margin}")
-            lines.append(f"| {c.dataset} | {ROW_LABELS[c.a]} {c.metric_a} | {ROW_LABELS[c.b]} {c.metric_b} | A {sign} B "
+            lines.append(f"| {c.dataset} | {ROW_LABELS[c.a]} {c.metric_a} | {ROW_LABELS[c.b]} {c.metric_b} "
+                         f"| A {sign} B "
                          f"| {_cell(a)} | {_cell(b)} | {r.text()} |")
         lines.append("")
     lines += ["### Every cell", "", "| row | dataset | NMI | ACC | nuisance NMI | CAM mass inside | object area |",

@@ -98,7 +98,8 @@ def measure_kmeans(root: str, dataset: str, seeds: int) -> None:
 
     from ccjax.eval.metrics import clustering_metrics
 
-    todo = [s for s in range(seeds) if _read_json(os.path.join(root, "kmeans", dataset, f"seed{s}", "metrics.json")) is None]
+    done = [_read_json(os.path.join(root, "kmeans", dataset, f"seed{s}", "metrics.json")) for s in range(seeds)]
+    todo = [s for s in range(seeds) if done[s] is None]
     if not todo:
         return
     x, labels = kmeans_pixels(root, dataset)
