@@ -43,7 +43,8 @@ def test_a_best_save_failing_on_a_full_disk_names_the_training_checkpoint_kept(t
     save starts, into a best folder that is a full tmpfs and no longer holds its earlier step (keep=1:
     Orbax may delete it first). The training checkpoint of epoch 2 is what a resume reads; a line
     naming the best folder's own steps says "no complete checkpoint exists" (the best Checkpointer
-    built without `resume_directory`)."""
+    built without `resume_directory`); one that leaves the failed step out of the training folder's
+    steps names step 14, which a resume does not start from."""
     from ccjax.train import train_and_evaluate
 
     src, _ = trained_digits_run(tmp_path_factory)
@@ -62,7 +63,9 @@ def test_a_best_save_failing_on_a_full_disk_names_the_training_checkpoint_kept(t
         assert "\n" not in line
         assert line.startswith(f"saving checkpoint step 21 in {best_dir} failed (the disk is full); "), line
         kept = sorted(int(s) for s in os.listdir(os.path.join(wd, CHECKPOINTS_DIR)) if s.isdigit())
-        assert f"the previous complete checkpoint (step {max(s for s in kept if s != 21)}) is kept" in line, (line, kept)
+        # the training save of step 21 finished on the real disk (the best save's failure is reported after
+        # waiting for it): a resume starts from 21, and the line names it (it named 14 before the fix)
+        assert kept == [7, 14, 21] and "the previous complete checkpoint (step 21) is kept" in line, (line, kept)
         assert not [n for n in os.listdir(best_dir) if n != "ballast"]  # nothing half-written
 
 

@@ -9,8 +9,9 @@ For each target module it generates single-line mutants with a fixed set of oper
 and comparison flips, axis swaps, min/max and sum/mean swaps, dropped transposes, constant changes
 and swaps of the view variables) and with wiring mistakes (a keyword or trailing argument left out so
 a default applies, the last checkpoint's variables for the best one's, plain for balanced accuracy, a
-threshold's factor dropped, a seed added to the index instead of hashed), applies one at a time, runs that module's fast tests in a fresh
-process (stopping at the first failure), restores the file, and reports the kill rate and every
+threshold's factor dropped, a seed added to the index instead of hashed), applies one at a time, runs
+that module's tests in a fresh process (stopping at the first failure), restores the file, and
+reports the kill rate and every
 surviving mutant (file:line, before -> after). A survivor is either a missing assertion or an
 equivalent mutant (one that cannot change behaviour): read each one. It works on a copy of the
 checkout in a temporary folder, so the working tree is never touched. Not run in CI: it takes
