@@ -38,7 +38,7 @@ def test_unbalanced_clusters_with_uninformative_cues_score_near_zero_and_do_not_
     """A probe that counted always guessing the larger cluster as a cue (its score from plain accuracy:
     0.85 right -> (0.85 - 1/2) / (1 - 1/2) = 0.7, or one ranked against 1/K instead of per-cluster
     recall) scores these clusters far from 0 and warns; so would one that kept the classifier's
-    priors but scored its accuracy."""
+    priors but scored its accuracy, or measured a family's permutation importance in plain accuracy."""
     rng = np.random.default_rng(11)
     n = 1200
     pred = rng.choice(len(shares), n, p=shares)
@@ -46,7 +46,8 @@ def test_unbalanced_clusters_with_uninformative_cues_score_near_zero_and_do_not_
     r = predictability(cues, pred)
     assert r["majority"] == pytest.approx(np.bincount(pred).max() / n) and r["majority"] >= 0.8
     assert abs(r["score"]) < 0.1, r
-    assert all(abs(f["alone"]) < 0.1 for f in r["families"].values()), r["families"]
+    for f in r["families"].values():  # alone, and what permuting it costs given the others
+        assert abs(f["alone"]) < 0.1 and abs(f["importance"]) < 0.1, r["families"]
     for labels in (None, rng.integers(0, 3, n)):  # without labels, and with labels unrelated to both
         p = nuisance.probe(pred, len(shares), cues, labels)
         assert abs(p["clusters"]["score"]) < 0.1 and not p["warnings"], p
