@@ -16,6 +16,8 @@ run's own compiled step.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import shutil
@@ -104,8 +106,9 @@ def wires_config():
 
 @pytest.fixture(scope="module")
 def recorded_run(tmp_path_factory):
-    """(workdir, result, {step: (params before, variables after, optimiser state after)}) of a 3-epoch
-    run whose epoch-mean losses after the first are reported 1.0 higher, so the best epoch is the first."""
+    """(workdir, result, {step: (params before, variables after, optimiser state after)}, its stderr) of a
+    3-epoch run whose epoch-mean losses after the first are reported 1.0 higher, so the best epoch is the
+    first."""
     from ccjax.train import loop
 
     steps = {}
@@ -129,11 +132,12 @@ def recorded_run(tmp_path_factory):
         return {**means, "loss": means["loss"] + (1.0 if len(epochs) > 1 else 0.0)}
 
     wd = str(tmp_path_factory.mktemp("wires") / "run")
-    with pytest.MonkeyPatch.context() as mp:
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
         mp.setattr(loop, "make_train_step", make_recording_step)
         mp.setattr(loop, "_mean_metrics", later_epochs_worse)
         result = loop.train_and_evaluate(wires_config(), wd)
-    return wd, result, steps
+    return wd, result, steps, err.getvalue()
 
 
 @pytest.mark.slow
@@ -141,7 +145,7 @@ def test_the_learning_rate_a_run_applies_is_warm_up_then_cosine_over_the_whole_r
     """A schedule built over num_epochs steps instead of num_epochs x steps_per_epoch (the run's
     steps per epoch not handed to the optimiser), over the steps left after a resume, or with the
     warm-up counted in epochs as steps, applies other rates at these steps."""
-    _, result, steps = recorded_run
+    _, result, steps, _ = recorded_run
     c = wires_config()
     total = c.num_epochs * STEPS_PER_EPOCH
     assert sorted(steps) == list(range(total)) and result["step"] == total
@@ -161,7 +165,7 @@ def test_best_by_loss_metrics_evaluate_the_best_epochs_variables_not_the_last(re
     from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
     from ccjax.run.load import load_trained
 
-    wd, result, steps = recorded_run
+    wd, result, steps, _ = recorded_run
     best = result["best_by_train_loss"]
     assert (best["step"], best["epoch"], result["step"]) == (STEPS_PER_EPOCH, 1, 3 * STEPS_PER_EPOCH)
     trained = load_trained(wd)
@@ -178,3 +182,13 @@ def test_best_by_loss_metrics_evaluate_the_best_epochs_variables_not_the_last(re
     for k in ("acc", "nmi", "ari", "cluster_sizes"):
         assert best[k] == pytest.approx(at_best[k], abs=1e-12), k
         assert result[k] == pytest.approx(at_last[k], abs=1e-12), k
+
+
+@pytest.mark.slow
+def test_progress_bar_off_draws_no_bar_in_training_or_the_final_evaluation(recorded_run):
+    """`progress_bar=False` (the config's, as `--config.progress_bar=False` sets it) reaches the final
+    evaluation too: no tqdm bar on stderr. Dropped on the way to `evaluate_run` (whose default draws
+    the bars), the "assign" bars of the last and best checkpoints appear."""
+    *_, stderr = recorded_run
+    assert wires_config().progress_bar is False
+    assert "%|" not in stderr and "assign" not in stderr and "train:" not in stderr, stderr[-2000:]
