@@ -61,7 +61,7 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
 
         verdict = run_verdicts(trained.workdir, probs_last.shape[1])  # collapse, low confidence
         nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed),
-                                   collapsed=verdict["collapsed"])
+                                   collapsed=verdict["degenerate"])
         write_nuisance(trained.workdir, nuisance)
         write_report_cams(trained.workdir, trained.module, last.variables, config, dataset, probs_last, anchors)
         write_page_for_dataset(trained.workdir, dataset, verdict)

@@ -2,10 +2,11 @@
 
 Each command recreates the run's config (ccjax/cli/command_line.py: its nearest config file plus the
 fields that differ) with the advised fields changed:
-- a collapsed run: the config file's learning rate when the run raised it (a run that diverged into
-  one cluster), else the config file's number of epochs when the run stopped short of it (resumed in
-  the same workdir: num_epochs may change between launches), else a learning rate ten times lower;
-- a run unsure of most images: twice the epochs (at least the config file's), resumed in place;
+- a run collapsed to near-uniform probabilities (not learnt yet), or unsure of most images: twice
+  the epochs, at least the config file's, resumed in the same workdir (num_epochs may change between
+  launches);
+- a run collapsed into one cluster or many empty ones otherwise: the config file's learning rate when
+  the run raised it, else a learning rate ten times lower, in a new workdir;
 - the cue probe's warning: the settings it names (ccjax/eval/nuisance.py's REMEDIES), in a new workdir.
 """
 
@@ -32,8 +33,8 @@ def _configs(workdir: str) -> tuple[dict, dict | None]:
 
 def new_workdir(workdir: str, suffix: str) -> str:
     """runs/photos -> runs/photos_<suffix> (a free name: _2, _3, ... when it exists)."""
-    base = re.sub(r"[^\w.-]", "_", f"{os.path.normpath(workdir)}_{suffix}")
-    base = os.path.join(os.path.dirname(os.path.normpath(workdir)), os.path.basename(base))
+    safe = re.sub(r"[^\w.-]", "_", suffix)
+    base = f"{os.path.normpath(workdir)}_{safe}"
     candidate, n = base, 2
     while os.path.exists(candidate):
         candidate, n = f"{base}_{n}", n + 1
@@ -46,24 +47,23 @@ def command(workdir: str, overrides: dict, target: str) -> str:
     return train_command(workdir, overrides, target)
 
 
-def collapse_advice(workdir: str) -> dict:
-    """{'text': what to try, 'command': the command that does it} for a collapsed run."""
+def collapse_advice(workdir: str, not_learnt_yet: bool) -> dict:
+    """{'text': what to try, 'command': the command that does it} for a collapsed run: train longer when
+    most probabilities are still near 1/K (`not_learnt_yet`), else a lower learning rate (the config
+    file's when the run raised it, else ten times lower): a confident single cluster is the trivial
+    solution a too-large step falls into."""
+    if not_learnt_yet:
+        return low_confidence_advice(workdir)
     try:
         run, base = _configs(workdir)
     except (OSError, ValueError):
-        return {"text": "Try a lower --config.learning_rate or more --config.num_epochs.", "command": ""}
-    lr, epochs = float(run["learning_rate"]), int(run["num_epochs"])
-    if base is not None and lr > float(base["learning_rate"]):
-        to = float(base["learning_rate"])
-        return {"text": f"Try the config file's learning rate {to:g} (this run: {lr:g}), in a new workdir:",
-                "command": command(workdir, {"learning_rate": to}, new_workdir(workdir, f"lr{to:g}"))}
-    if base is not None and epochs < int(base["num_epochs"]):
-        to = int(base["num_epochs"])
-        return {"text": f"Try training to the config file's {to} epochs (this run stopped at {epochs}); "
-                        "the same workdir resumes:",
-                "command": command(workdir, {"num_epochs": to}, workdir)}
-    return {"text": f"Try a learning rate ten times lower ({lr / 10:g}, this run: {lr:g}), in a new workdir:",
-            "command": command(workdir, {"learning_rate": lr / 10}, new_workdir(workdir, f"lr{lr / 10:g}"))}
+        return {"text": "Try a lower --config.learning_rate, in a new workdir.", "command": ""}
+    lr = float(run["learning_rate"])
+    raised = base is not None and lr > float(base["learning_rate"])
+    to = float(base["learning_rate"]) if raised else lr / 10
+    why = f"the config file's learning rate {to:g}" if raised else f"a learning rate ten times lower, {to:g}"
+    return {"text": f"Try {why} (this run: {lr:g}), in a new workdir:",
+            "command": command(workdir, {"learning_rate": to}, new_workdir(workdir, f"lr{to:g}"))}
 
 
 def low_confidence_advice(workdir: str) -> dict:

@@ -98,7 +98,7 @@ def verdict_section(d: dict) -> str:
             f"near 1/K, {s['unsure_share']:.0%} are unsure.")))
     if nuisance is None:
         boxes.append(verdict_box("note", "What do the clusters follow?", "The cue probe has not run on this run."))
-    elif nuisance.get("collapsed") or v["collapsed"]:
+    elif nuisance.get("collapsed") or v["degenerate"]:
         boxes.append(verdict_box("note", "What do the clusters follow?", (
             "The cue probe names no cue: the clustering collapsed (above), so what its few clusters can be "
             "told from says nothing about what the model learnt.")))

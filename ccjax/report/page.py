@@ -57,7 +57,7 @@ def run_verdicts(workdir: str, num_clusters: int) -> dict:
     first = verdicts(a["cluster"], a["prob"], num_clusters)
     advice = {}
     if first["collapsed"]:
-        advice = A.collapse_advice(workdir)
+        advice = A.collapse_advice(workdir, not_learnt_yet="near_uniform" in first["kinds"])
     elif first["lines"]:
         advice = A.low_confidence_advice(workdir)
     text = f"{advice.get('text', '')} {advice.get('command', '')}".strip()
@@ -105,7 +105,7 @@ def gather(workdir: str, read_images, verdict: dict | None = None) -> dict:
     k = int(info.get("num_clusters") or metrics.get("last", {}).get("num_clusters") or a["cluster"].max() + 1)
     v = run_verdicts(workdir, k) if verdict is None else verdict
     nuisance = _read_json(os.path.join(report_dir, "nuisance.json"))
-    probe_cmd = A.probe_advice(workdir, nuisance) if nuisance and not v["collapsed"] else {}
+    probe_cmd = A.probe_advice(workdir, nuisance) if nuisance and not v["degenerate"] else {}
     write_json_atomic(os.path.join(report_dir, VERDICTS), {**v, "probe_advice": probe_cmd})
     picks = pick(a["cluster"], a["prob"], k)
     sprites = write_thumbnails(report_dir, read_images, picks)

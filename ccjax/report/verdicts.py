@@ -8,7 +8,10 @@ Read from each image's cluster and top probability alone (report/assignments.csv
     (share - 1/K) / (1 - 1/K), is at least ONE_CLUSTER (K = 10: a share of 55%; K = 2: 75%), or
   - most clusters are empty: at least EMPTY_CLUSTERS of the K, or
   - most images have a top probability near 1/K: for at least NEAR_UNIFORM_IMAGES of them the
-    normalised confidence (p_max - 1/K) / (1 - 1/K) is below NEAR_UNIFORM (K = 10: p_max < 0.19);
+    normalised confidence (p_max - 1/K) / (1 - 1/K) is below NEAR_UNIFORM (K = 10: p_max < 0.19).
+  The first two make the partition itself degenerate: the cue probe and --suggest_k then name no cue
+  and no K. Near-uniform probabilities alone do not: their argmax can still group the images by a
+  real cue (measured: docs/own_images.md), so the probe still reads it;
 - **low confidence** (a `ccjax: note:` line, when not collapsed): at least UNSURE_IMAGES of the
   images have a normalised confidence below UNSURE (K = 10: p_max < 0.55), i.e. the model
   hesitates between clusters for most images.
@@ -54,36 +57,43 @@ def clustering_state(cluster: np.ndarray, top_prob: np.ndarray, k: int) -> dict:
             "mean_top_prob": float(np.mean(top_prob))}
 
 
-def collapse_reasons(state: dict) -> list[str]:
-    """Why the clustering counts as collapsed (empty: it does not), in plain words."""
+def collapse_reasons(state: dict) -> list[tuple[str, str]]:
+    """[(kind, why in plain words)] of the collapse (empty: none): kinds 'one_cluster' and 'empty' (the
+    partition itself is degenerate) and 'near_uniform' (the model barely prefers any cluster)."""
     n, k = state["num_examples"], state["num_clusters"]
     reasons = []
     if k > 1 and state["largest_excess"] >= ONE_CLUSTER:
         size = state["cluster_sizes"][state["largest_cluster"]]
-        reasons.append(f"cluster {state['largest_cluster']} holds {size} of {n} images ({state['largest_share']:.0%})")
+        reasons.append(("one_cluster", f"cluster {state['largest_cluster']} holds {size} of {n} images "
+                                       f"({state['largest_share']:.0%})"))
     if k > 1 and state["num_empty"] >= EMPTY_CLUSTERS * k:
-        reasons.append(f"{state['num_empty']} of {k} clusters are empty")
+        reasons.append(("empty", f"{state['num_empty']} of {k} clusters are empty"))
     if k > 1 and state["near_uniform_share"] >= NEAR_UNIFORM_IMAGES:
-        reasons.append(f"{state['near_uniform_share']:.0%} of the images have a top probability near 1/K = "
-                       f"{1 / k:.2f} (the model cannot tell the clusters apart)")
+        reasons.append(("near_uniform", f"{state['near_uniform_share']:.0%} of the images have a top probability "
+                                        f"near 1/K = {1 / k:.2f}"))
     return reasons
 
 
-def collapse_line(reasons: list[str], advice: str) -> str:
-    return (f"ccjax: warning: the clustering collapsed: {'; '.join(reasons)}. Its clusters say little about "
-            f"the images, and no cue or K read from them means anything. {advice} (report/index.html)")
+def collapse_line(reasons: list[tuple[str, str]], advice: str) -> str:
+    degenerate = any(kind != "near_uniform" for kind, _ in reasons)
+    what = ("Its few clusters say little about the images, and no cue is named for them." if degenerate else
+            "The model barely tells the clusters apart yet (the most likely cluster still groups the images).")
+    return (f"ccjax: warning: the clustering collapsed: {'; '.join(text for _, text in reasons)}. {what} "
+            f"{advice} (report/index.html)").replace("  ", " ")
 
 
 def low_confidence_line(state: dict, advice: str) -> str:
+    k = state["num_clusters"]
     return (f"ccjax: note: the model is unsure of most images: {state['unsure_share']:.0%} have a top cluster "
-            f"probability below {1 / state['num_clusters'] + UNSURE * (1 - 1 / state['num_clusters']):.2f} "
-            f"(mean {state['mean_top_prob']:.2f}); the least confident images of each cluster are in "
-            f"report/index.html. {advice}")
+            f"probability below {1 / k + UNSURE * (1 - 1 / k):.2f} (mean {state['mean_top_prob']:.2f}); the least "
+            f"confident images of each cluster are in report/index.html. {advice}").rstrip()
 
 
 def verdicts(cluster: np.ndarray, top_prob: np.ndarray, k: int, advice: dict[str, str] | None = None) -> dict:
-    """{'state', 'collapsed': reasons (empty: not collapsed), 'lines': the lines to print (0 or 1),
-    'thresholds'}; `advice` {'collapse': text, 'low_confidence': text} ends the lines (what to try)."""
+    """{'state'; 'collapsed': why, in words (empty: not collapsed); 'kinds': the reasons' kinds;
+    'degenerate': the reasons that make the partition itself degenerate (one cluster, empty clusters:
+    what the cue probe and --suggest_k defer to); 'lines': the lines to print (0 or 1); 'thresholds'}.
+    `advice` {'collapse': text, 'low_confidence': text} ends the lines (what to try)."""
     advice = advice or {}
     state = clustering_state(cluster, top_prob, k)
     reasons = collapse_reasons(state)
@@ -92,4 +102,6 @@ def verdicts(cluster: np.ndarray, top_prob: np.ndarray, k: int, advice: dict[str
         lines.append(collapse_line(reasons, advice.get("collapse", "")))
     elif k > 1 and state["unsure_share"] >= UNSURE_IMAGES:
         lines.append(low_confidence_line(state, advice.get("low_confidence", "")))
-    return {"state": state, "collapsed": reasons, "lines": lines, "thresholds": THRESHOLDS}
+    return {"state": state, "collapsed": [text for _, text in reasons], "kinds": [kind for kind, _ in reasons],
+            "degenerate": [text for kind, text in reasons if kind != "near_uniform"], "lines": lines,
+            "thresholds": THRESHOLDS}
