@@ -4,8 +4,9 @@ Restores the last checkpoint and the best-by-training-loss one (never best by
 the labels), assigns every example to a cluster with each, and writes
 `<workdir>/metrics.json` and the report under `<workdir>/report/` (see
 ccjax/eval/report.py; report/cams.png, where the model looks for each cluster's
-most confident images, is ccjax/eval/cam_figures.py). Training calls the same
-code at its end.
+most confident images, is ccjax/eval/cam_figures.py; the collapse verdict is
+ccjax/report/verdicts.py and the page report/index.html ccjax/report/page.py).
+Training calls the same code at its end.
 """
 
 from __future__ import annotations

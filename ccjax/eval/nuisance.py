@@ -16,7 +16,10 @@ in colour lets colour predict content-driven clusters too.
 Where labels are known, it warns when the cues predict the clusters better
 *with* the labels than the labels do by themselves, by at least
 WARN_BEYOND_LABELS (clusters that are the labels gain nothing, whatever the
-labels follow); without labels, when the clusters' score is at least
+labels follow), and the cues alone predict them at least that well too (so
+that the line never reads "can be told from the cues (score 0.00)"); it never
+warns on a clustering that collapsed into one cluster or mostly empty ones
+(ccjax/report/verdicts.py: it says so instead); without labels, when the clusters' score is at least
 WARN_SCORE (the cues also explain part of a content clustering: the shape of
 the content leaks into them a little). The warning names the
 cue families that explain the clusters by themselves (at least NAME_SHARE of the
