@@ -11,6 +11,7 @@ the dataset's own pixels (an 8x8 digit enlarged 8 times is np.kron with a block 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
@@ -193,3 +194,39 @@ def test_a_collapsed_run_shows_the_collapse_warning_at_the_top(pages):
     assert first["command"].startswith("python -m ccjax train --config=") and f"--workdir={workdir}" in first["command"]
     probe = next(v for v in read["verdicts"] if "What do the clusters follow?" in v["text"])
     assert "names no cue" in probe["text"] and "score" not in probe["text"], probe
+
+
+def test_the_report_command_rebuilds_the_same_page_without_the_model(pages, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import ccjax.eval.assign
+    import ccjax.run.load
+    from ccjax.cli.report import report
+    from ccjax.errors import UserError
+
+    original = pages["collapsed"][0]
+    copy = str(tmp_path / "run")
+    shutil.copytree(original, copy)
+    os.remove(os.path.join(copy, "report", "index.html"))
+    shutil.rmtree(os.path.join(copy, "report", "thumbs"))  # the sprites and the CAM strips
+    os.makedirs(os.path.join(copy, "report", "thumbs"))
+    for f in glob.glob(os.path.join(original, "report", "thumbs", "cam_*")):
+        shutil.copy(f, os.path.join(copy, "report", "thumbs"))  # written by evaluate (they need the model)
+
+    def no_model(*a, **k):
+        raise AssertionError("the report command must not load the model or compute features")
+
+    monkeypatch.setattr(ccjax.run.load, "load_trained", no_model)
+    monkeypatch.setattr(ccjax.eval.assign, "model_outputs", no_model)
+    monkeypatch.setattr(ccjax.eval.assign, "assign_clusters", no_model)
+    path = report(copy)
+    with open(path) as f, open(os.path.join(original, "report", "index.html")) as g:
+        assert f.read() == g.read().replace(original, copy)
+    for name in os.listdir(os.path.join(original, "report", "thumbs")):
+        with open(os.path.join(copy, "report", "thumbs", name), "rb") as f, \
+                open(os.path.join(original, "report", "thumbs", name), "rb") as g:
+            assert f.read() == g.read(), name
+    assert capsys.readouterr().err.startswith("ccjax: warning: the clustering collapsed")  # as the run printed
+    os.remove(os.path.join(copy, "report", "assignments.csv"))
+    with pytest.raises(UserError, match="has no report/assignments.csv.*ccjax evaluate"):
+        report(copy)

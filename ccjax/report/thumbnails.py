@@ -81,8 +81,7 @@ def write_thumbnails(report_dir: str, read_images, picks: dict[int, dict]) -> di
     """Writes thumbs/c<k>.* for every picked cluster; `read_images(sorted indices)` -> uint8 [n, H, W, C].
     Returns {cluster: the sprite's path relative to report_dir}. Sprites of clusters not picked now
     (left by an earlier build) are removed."""
-    folder = os.path.join(report_dir, THUMBS_DIR)
-    os.makedirs(folder, exist_ok=True)
+    folder = os.path.join(report_dir, THUMBS_DIR)  # write_atomic creates it
     clusters = sorted(picks)
     written = {}
     start = 0
