@@ -205,7 +205,7 @@ def test_the_report_command_rebuilds_the_same_page_without_the_model(pages, tmp_
     from ccjax.errors import UserError
 
     original = pages["collapsed"][0]
-    copy = str(tmp_path / "run")
+    copy = str(tmp_path / os.path.basename(original))  # the page's title is the workdir's name
     shutil.copytree(original, copy)
     os.remove(os.path.join(copy, "report", "index.html"))
     shutil.rmtree(os.path.join(copy, "report", "thumbs"))  # the sprites and the CAM strips
