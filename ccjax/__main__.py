@@ -19,6 +19,7 @@ from ccjax.cli.closed_pipe import quiet_when_stdout_closes
 COMMANDS = {
     "train": ("ccjax.cli.train", "train a config and evaluate it (resumes from the workdir's newest checkpoint)"),
     "evaluate": ("ccjax.cli.evaluate", "re-evaluate a run and rewrite its report, or --suggest_k=LO:HI"),
+    "report": ("ccjax.cli.report", "rebuild a run's browsable report page (report/index.html) without its model"),
     "predict": ("ccjax.cli.predict", "assign new images to a trained run's clusters; writes a CSV"),
     "prepare": ("ccjax.cli.prepare", "download and prepare a dataset once (docs/datasets.md)"),
     "anchors": ("ccjax.cli.anchors", "compute and cache a dataset's frozen CLIP embeddings (MFAVBs-CC)"),

@@ -24,6 +24,7 @@ OWN_FLAGS = {
     "anchors": ["config", "make_tiny_clip", "rebuild"],
     "attention": ["workdir", "image", "out", "seed"],
     "bench": ["config", "json"],
+    "report": ["workdir"],
 }
 # The entry modules the README documents: python -m ccjax.<module> runs COMMANDS[command].
 ENTRY_MODULES = {"main": "train", "evaluate": "evaluate", "predict": "predict", "prepare": "prepare",

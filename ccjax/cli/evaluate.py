@@ -13,6 +13,7 @@ LO..HI and prints a label-free criterion per K (ccjax/eval/suggest_k.py).
 from __future__ import annotations
 
 import os
+import sys
 
 from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
@@ -43,7 +44,12 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         rows, trained_k = suggest_k_for_run(workdir, parse_range(suggest_k))
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
-        print(retrain_advice(workdir, best_k(rows), trained_k))
+        from ccjax.report.suggest_k_advice import record, suggest_k_verdict
+
+        verdict = suggest_k_verdict(workdir, best_k(rows), trained_k)  # the cue probe's flag, when it warned
+        record(workdir, verdict)
+        print(verdict["line"] + (f"\n  {verdict['command']}" if verdict["command"] else ""),
+              file=sys.stderr if verdict["flagged"] else sys.stdout)
         return
     from ccjax.eval.evaluation import evaluate_workdir, print_summary
 

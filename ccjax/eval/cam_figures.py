@@ -93,6 +93,9 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
     images[order] = dataset.read(idx[order])["image"]
     ex = explain_images(module, local_copy(variables), config, images,
                         None if anchors is None else np.asarray(anchors)[idx])
+    from ccjax.report.thumbnails import write_cam_strips  # the page's strips beside each cluster's images
+
+    write_cam_strips(os.path.join(workdir, REPORT_DIR), picks, ex)
     plt = _pyplot()
     cols = REPORT_PER_CLUSTER
     fig, axes = plt.subplots(max(len(picks), 1), cols, figsize=(0.95 * cols, 0.95 * max(len(picks), 1) + 0.4),

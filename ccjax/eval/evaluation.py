@@ -4,8 +4,9 @@ Restores the last checkpoint and the best-by-training-loss one (never best by
 the labels), assigns every example to a cluster with each, and writes
 `<workdir>/metrics.json` and the report under `<workdir>/report/` (see
 ccjax/eval/report.py; report/cams.png, where the model looks for each cluster's
-most confident images, is ccjax/eval/cam_figures.py). Training calls the same
-code at its end.
+most confident images, is ccjax/eval/cam_figures.py; the collapse verdict is
+ccjax/report/verdicts.py and the page report/index.html ccjax/report/page.py).
+Training calls the same code at its end.
 """
 
 from __future__ import annotations
@@ -57,10 +58,15 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
         write_report(trained.workdir, dataset, probs_last, report_metrics, labels)
         from ccjax.eval.cam_figures import write_report_cams
         from ccjax.eval.nuisance import nuisance_report, write_nuisance
+        from ccjax.report.page import run_verdicts, write_page_for_dataset
 
-        nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed))
+        verdict = run_verdicts(trained.workdir, probs_last.shape[1])  # collapse, low confidence
+        nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed),
+                                   collapsed=verdict["degenerate"])
         write_nuisance(trained.workdir, nuisance)
         write_report_cams(trained.workdir, trained.module, last.variables, config, dataset, probs_last, anchors)
+        write_page_for_dataset(trained.workdir, dataset, verdict)
+        result["verdict_warnings"] = verdict["lines"]
         result["nuisance_warnings"] = nuisance["warnings"]
     return result
 
@@ -78,11 +84,12 @@ def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
 
 
 def print_summary(result: dict) -> None:
-    """The final clustering's line, then any nuisance warning (stderr), as every command ends."""
+    """The final clustering's line, then any collapse, low-confidence or nuisance warning (stderr), as every
+    command ends."""
     import sys
 
     print(summary_line(result), flush=True)
-    for warning in result.get("nuisance_warnings", []):
+    for warning in result.get("verdict_warnings", []) + result.get("nuisance_warnings", []):
         print(warning, file=sys.stderr, flush=True)
 
 
