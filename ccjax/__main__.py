@@ -13,10 +13,13 @@ import difflib
 import importlib
 import sys
 
+from ccjax.cli.closed_pipe import quiet_when_stdout_closes
+
 # name -> (module with main(), what it is for). Add a command here and in ccjax/cli/.
 COMMANDS = {
     "train": ("ccjax.cli.train", "train a config and evaluate it (resumes from the workdir's newest checkpoint)"),
     "evaluate": ("ccjax.cli.evaluate", "re-evaluate a run and rewrite its report, or --suggest_k=LO:HI"),
+    "report": ("ccjax.cli.report", "rebuild a run's browsable report page (report/index.html) without its model"),
     "predict": ("ccjax.cli.predict", "assign new images to a trained run's clusters; writes a CSV"),
     "prepare": ("ccjax.cli.prepare", "download and prepare a dataset once (docs/datasets.md)"),
     "anchors": ("ccjax.cli.anchors", "compute and cache a dataset's frozen CLIP embeddings (MFAVBs-CC)"),
@@ -36,7 +39,11 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    with quiet_when_stdout_closes():  # `python -m ccjax --help | head -1`: no traceback
+        _run(sys.argv[1:] if argv is None else argv)
+
+
+def _run(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help", "-help", "help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         sys.exit(0 if argv else 2)

@@ -79,6 +79,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.model.vit.mlp_ratio = 4.0
     c.model.vit.num_fusing_blocks = 0  # N: 0 = VTCC
     c.model.vit.fusion = "tokens"  # tokens (the paper) | none
+    # BatchNorm running variance: False = flax's (averages the biased batch variance), True = PyTorch's
+    # (the unbiased one, as the released MFAVBs-CC/VTCC code; configs/mfavbs_released.py).
+    c.model.vit.bn_unbiased_running_var = False
 
     c.anchor = ml_collections.ConfigDict()
     c.anchor.enabled = False

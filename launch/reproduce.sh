@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Print (or, with --run, launch one after another) the commands that reproduce a table of the papers.
 #
-#   launch/reproduce.sh TABLE [--run] [--seeds=N] [--extra='--config.x=y ...']
+#   launch/reproduce.sh TABLE [--run] [--seeds=N] [--jobs=J] [--extra='--config.x=y ...']
 #
 # TABLE is one of
 #   gecc-table2     GeCC (Chen et al., AAAI 2025) Table 2: GeCC on CIFAR-10, CIFAR-100, ImageNet-10, ImageNet-Dogs
@@ -14,21 +14,27 @@
 #   mfavbs-table5   MFAVBs-CC Sec. 4.5 / Table 5: FLOPs and peak memory of a VTCC and a MFAVBs-CC step (ccjax bench)
 #   mfavbs-table6   MFAVBs-CC Table 6: time per epoch of VTCC and MFAVBs-CC on the seven sets (ccjax bench)
 #   all             every table above
+#   small           the papers' claims at small scale on 2 CPU cores, each with a verdict (docs/results.md,
+#                   "Claims at small scale"; ~2 hours with --seeds=5): generates the domain-shift digits, trains
+#                   runs/claims-small/<row>/<dataset>/seed<k> (finished runs skipped, others resumed), measures
+#                   CAM mass, nuisance NMI and k-means, writes runs/claims-small/table.md. Not part of `all`.
+#                   --jobs=J runs J training runs at a time (each one's output in runs/claims-small/logs/).
 # Each run writes to runs/<table>/<row>/<dataset>[/seed<k>]; docs/results.md holds the papers' numbers,
 # and `python -m ccjax tables runs/<table>` puts the finished runs beside them (mean ± std over seeds).
 # The cost tables (5, 6) write one benchmark JSON per row: runs/<table>/<row>/<dataset>.json.
 # The datasets must be prepared first (python -m ccjax prepare --dataset=...; see docs/datasets.md).
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 [[ $1 == -h || $1 == --help ]] && { usage; exit 0; }
 table=$1; shift
-run=0; seeds=1; extra=""
+run=0; seeds=1; extra=""; jobs=1
 for a in "$@"; do
   case $a in
     --run) run=1 ;;
     --seeds=*) seeds=${a#--seeds=} ;;
+    --jobs=*) jobs=${a#--jobs=} ;;
     --extra=*) extra=${a#--extra=} ;;
     -h|--help) usage; exit 0 ;;
     *) echo "reproduce.sh: unknown option $a" >&2; usage >&2; exit 2 ;;
@@ -110,6 +116,32 @@ table_mfavbs7() {
   done
 }
 
+# The runs and their overrides are ccjax/results/small_plan.py's (one list for this script and the table).
+table_small() {
+  local gen="python tools/domain_shift_family.py --out=runs/claims-small/data"
+  echo "${gen}"
+  if [[ $run == 1 ]]; then eval "${gen}"; fi
+  local cmd wd log
+  if [[ $run == 1 ]]; then mkdir -p runs/claims-small/logs; rm -f runs/claims-small/logs/*.failed; fi
+  while IFS= read -r -u 3 cmd; do
+    echo "${cmd}"
+    [[ $run == 1 && ${cmd} != \#* ]] || continue
+    if [[ $jobs -le 1 ]]; then eval "${cmd}"; continue; fi
+    while [[ $(jobs -rp | wc -l) -ge $jobs ]]; do wait -n || true; done
+    wd=${cmd##*--workdir=}; wd=${wd%% *}; log="runs/claims-small/logs/$(echo "${wd#runs/claims-small/}" | tr / _).log"
+    ( eval "${cmd}" > "${log}" 2>&1 || { echo "reproduce.sh: failed, see ${log}" >&2; : > "${log}.failed"; } ) &
+  done 3< <(python tools/claims_small.py commands --seeds="${seeds}" --extra="${extra}")
+  wait
+  if compgen -G "runs/claims-small/logs/*.failed" > /dev/null; then
+    echo "reproduce.sh: some runs failed (see runs/claims-small/logs/*.failed); run the same command to resume them" >&2
+    exit 1
+  fi
+  local measure="python tools/claims_small.py measure --seeds=${seeds}"
+  local tables="python -m ccjax tables runs/claims-small --seeds=${seeds}"
+  echo "${measure}"; echo "${tables}"
+  if [[ $run == 1 ]]; then eval "${measure}"; eval "${tables}"; fi
+}
+
 case $table in
   gecc-table2) table_gecc2 ;;
   gecc-table3) table_gecc3 ;;
@@ -120,6 +152,7 @@ case $table in
   mfavbs-table7) table_mfavbs7 ;;
   mfavbs-table5) table_mfavbs5 ;;
   mfavbs-table6) table_mfavbs6 ;;
+  small) table_small ;;
   all) table_gecc2; table_gecc3; table_mfavbs2; table_mfavbs4; table_depth; table_favbs; table_mfavbs7
        table_mfavbs5; table_mfavbs6 ;;
   *) echo "reproduce.sh: unknown table '$table'" >&2; usage >&2; exit 2 ;;

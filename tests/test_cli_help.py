@@ -24,10 +24,10 @@ OWN_FLAGS = {
     "anchors": ["config", "make_tiny_clip", "rebuild"],
     "attention": ["workdir", "image", "out", "seed"],
     "bench": ["config", "json"],
+    "report": ["workdir"],
 }
-# The entry modules the README documents: python -m ccjax.<module> runs COMMANDS[command].
-ENTRY_MODULES = {"main": "train", "evaluate": "evaluate", "predict": "predict", "prepare": "prepare",
-                 "anchors": "anchors", "attention": "attention", "bench": "bench"}
+# The entry module the README documents: python -m ccjax.main runs COMMANDS["train"].
+ENTRY_MODULES = {"main": "train"}  # the one entry module kept (users' scripts name python -m ccjax.main)
 
 
 def ccjax(*args, module="ccjax"):

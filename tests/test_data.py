@@ -156,6 +156,9 @@ def test_image_dataset_unlabelled_and_ids():
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None, reason="TensorFlow is installed")
 def test_preparing_a_catalog_dataset_without_tensorflow_says_how_to_install_it(tmp_path):
+    # The archive is at hand (as the offline advice says to supply it), so no download is tried first.
+    (tmp_path / "downloads" / "manual").mkdir(parents=True)
+    (tmp_path / "downloads" / "manual" / "cifar-100-binary.tar.gz").write_bytes(b"archive")
     with pytest.raises(UserError) as e:
         prepare_dataset(dataset_config("cifar100_20", data_dir=str(tmp_path)))
     assert "pip install 'ccjax[tensorflow]'" in str(e.value) and "\n" not in str(e.value)

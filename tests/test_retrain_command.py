@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import sys
 
-from ccjax.cli.command_line import IGNORED, recreate_flags, workdir_for_k
+from ccjax.run.command_line import IGNORED, recreate_flags, workdir_for_k
 from ccjax.run.rundir import flatten
 import pytest
 

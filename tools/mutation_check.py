@@ -3,11 +3,15 @@
     python tools/mutation_check.py                      # every mutant of every target (slow: see docs/testing.md)
     python tools/mutation_check.py --target gecc --max 40   # one target, at most 40 mutants (spread evenly)
     python tools/mutation_check.py --list               # only list the mutants
+    python tools/mutation_check.py --operators wiring   # only the wiring mistakes (WIRING)
 
 For each target module it generates single-line mutants with a fixed set of operators (arithmetic
 and comparison flips, axis swaps, min/max and sum/mean swaps, dropped transposes, constant changes
-and swaps of the view variables), applies one at a time, runs that module's fast tests in a fresh
-process (stopping at the first failure), restores the file, and reports the kill rate and every
+and swaps of the view variables) and with wiring mistakes (a keyword or trailing argument left out so
+a default applies, the last checkpoint's variables for the best one's, plain for balanced accuracy, a
+threshold's factor dropped, a seed added to the index instead of hashed), applies one at a time, runs
+that module's tests in a fresh process (stopping at the first failure), restores the file, and
+reports the kill rate and every
 surviving mutant (file:line, before -> after). A survivor is either a missing assertion or an
 equivalent mutant (one that cannot change behaviour): read each one. It works on a copy of the
 checkout in a temporary folder, so the working tree is never touched. Not run in CI: it takes
@@ -47,8 +51,24 @@ TARGETS = {
                 ["tests/test_config_wires.py", "tests/test_augment.py"]),
     "eval": (["ccjax/eval/metrics.py", "ccjax/eval/assign.py"], ["tests/test_assign.py", "tests/test_metrics.py"]),
     "own_images": (["ccjax/eval/suggest_k.py", "ccjax/explain/predictability.py"],
-                   ["tests/test_suggest_k.py", "tests/test_nuisance_probe.py", "tests/test_own_images.py::test_suggest_k_finds_the_number_of_groups_in_the_features",
+                   ["tests/test_suggest_k.py", "tests/test_nuisance_probe.py",
+                    "tests/test_loose_wires.py::test_unbalanced_clusters_with_uninformative_cues_score_near_zero_and_do_not_warn",
+                    "tests/test_own_images.py::test_suggest_k_finds_the_number_of_groups_in_the_features",
                     "tests/test_own_images.py::test_suggest_k_range_errors_are_one_line"]),
+    "masking": (["ccjax/data/masking.py"],
+                ["tests/test_masking.py",
+                 "tests/test_loose_wires.py::test_masks_under_different_seeds_are_independent_draws_not_shifted_copies"]),
+    "opening": (["ccjax/data/opening.py"],
+                ["tests/test_streaming.py::test_auto_streams_only_what_does_not_fit_the_memory_share",
+                 "tests/test_streaming.py::test_every_dataset_says_at_construction_whether_it_streams_and_how_it_was_opened",
+                 "tests/test_loose_wires.py::test_memory_share_decides_at_share_times_the_hosts_ram"]),
+    # the training loop and the final evaluation: slow tests (each trains a tiny digits run)
+    "run": (["ccjax/train/loop.py", "ccjax/eval/evaluation.py", "ccjax/report/run_report.py"],
+            ["tests/test_optimizer.py",
+             "tests/test_faults.py::test_a_failed_best_checkpoint_save_names_the_training_checkpoint_kept",
+             "tests/test_faults.py::test_kill_between_the_best_and_the_main_save_resumes_exactly",
+             "tests/test_report.py::test_metrics_last_and_best_by_training_loss", "tests/test_run_wires.py",
+             "tests/test_mfavbs_train.py::test_train_step_reads_cached_anchors_and_never_runs_clip"]),
 }
 
 # (name, pattern, replacement): applied to the first match on a code line.
@@ -73,6 +93,24 @@ OPERATORS = [
     ("same key", r"jax\.random\.fold_in\((\w+), [^)]*\)", r"\1"), ("[::-1] off", r"\[::-1\]", ""),
 ]
 
+# Wiring mistakes: a right value that reaches the wrong place, or no value where one was owed (issue 30
+# found six such that the operator swaps above never make). Each is a kind, applied wherever its pattern
+# matches in a target's files, like the operators.
+WIRING = [
+    # a keyword argument taken from another object left out: the callee's default applies instead
+    ("keyword wire dropped", r"\b\w+=[a-z_]+(?:\.[a-z_]+)+\)", ")"),
+    # the last positional argument taken from an object left out (a defaulted parameter: the default applies)
+    ("last argument dropped", r", (?:self|config|run)\.[a-z_]+\)(\s*)$", r")\1"),
+    # the sibling of the same kind passed instead: the last checkpoint's variables for the best one's
+    ("best -> last", r"\bbest\.variables\b", "last.variables"),
+    # a score that counts always answering the largest group as right: plain for balanced accuracy
+    ("balanced -> plain accuracy", r"\bbalanced_accuracy\(([\w\[\]]+), ([\w\[\]]+)\)", r"float(np.mean(\1 == \2))"),
+    # a share (or any factor) of a threshold left out: `x <= share * total` -> `x <= total`
+    ("threshold factor dropped", r"(<=|>=|<|>) [a-z_]+ \* ([a-z_]+)", r"\1 \2"),
+    # a seed mixed into a counter-based key by addition, unhashed: seed s is seed 0 shifted by s examples
+    ("seed as an index offset", r"_splitmix64\((np\.full_like\(\w+, [^()]*\))\) \^ (\w+)", r"\1 + \2"),
+]
+
 
 def code_lines(path: str) -> list[tuple[int, str]]:
     """(line number, text) of the code lines: docstrings, comments, blank lines, imports left out."""
@@ -95,14 +133,14 @@ def code_lines(path: str) -> list[tuple[int, str]]:
     return out
 
 
-def mutants(path: str) -> list[tuple[int, str, str, str]]:
+def mutants(path: str, operators=OPERATORS) -> list[tuple[int, str, str, str]]:
     """(line number, operator, original line, mutated line) for every operator that applies to a code line."""
     found = []
     for n, line in code_lines(path):
         code, hash_, comment = line.partition("  #")
         if re.search(r"UserError|ValueError|f\"|print\(", code):
             continue  # messages and checks of bad input are not equations
-        for name, pattern, repl in OPERATORS:
+        for name, pattern, repl in operators:
             new_code, count = re.subn(pattern, repl, code, count=1)
             if count and new_code != code:
                 found.append((n, name, line, new_code + hash_ + comment))
@@ -132,6 +170,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", action="append", choices=sorted(TARGETS), help="default: all")
     ap.add_argument("--max", type=int, default=0, help="at most this many mutants per target, spread evenly")
+    ap.add_argument("--operators", choices=("all", "swaps", "wiring"), default="all",
+                    help="the kinds of mistakes: operator swaps (OPERATORS), wiring mistakes (WIRING), or both")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per test run")
     ap.add_argument("--tests_from", metavar="COMMIT", help="check today's code with the tests/ folder of this "
@@ -167,7 +207,8 @@ def check(root: str, args) -> None:
         if missing:  # e.g. a run on an older checkout, to compare kill rates before and after new tests
             print(f"{target}: not in this checkout, left out: {' '.join(missing)}", flush=True)
             tests = [t for t in tests if t not in missing]
-        todo = [(f, *m) for f in files for m in mutants(os.path.join(root, f))]
+        operators = {"swaps": OPERATORS, "wiring": WIRING, "all": OPERATORS + WIRING}[args.operators]
+        todo = [(f, *m) for f in files for m in mutants(os.path.join(root, f), operators)]
         if args.max and len(todo) > args.max:
             step = len(todo) / args.max
             todo = [todo[int(i * step)] for i in range(args.max)]

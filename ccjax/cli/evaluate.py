@@ -13,6 +13,7 @@ LO..HI and prints a label-free criterion per K (ccjax/eval/suggest_k.py).
 from __future__ import annotations
 
 import os
+import sys
 
 from ccjax.cli.flags import run_command
 from ccjax.errors import UserError, exit_on_user_error
@@ -49,7 +50,12 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         write_suggest_k(workdir, rows)
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
-        print(retrain_advice(workdir, best_k(rows), trained_k))
+        from ccjax.report.suggest_k_advice import record, suggest_k_verdict
+
+        verdict = suggest_k_verdict(workdir, best_k(rows), trained_k)  # the cue probe's flag, when it warned
+        record(workdir, verdict)
+        print(verdict["line"] + (f"\n  {verdict['command']}" if verdict["command"] else ""),
+              file=sys.stderr if verdict["flagged"] else sys.stdout)
         return
     # imported when the command runs: its --help answers without loading the library
     from ccjax.eval.evaluation import print_summary
@@ -62,17 +68,6 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         print(f"ccjax: best-by-training-loss checkpoint (step {b['step']}): "
               f"ACC {b['acc']:.4f}  NMI {b['nmi']:.4f}  ARI {b['ari']:.4f}")
     print(f"ccjax: report written to {os.path.join(workdir, REPORT_DIR)}")
-
-
-def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
-    """What to do with the suggested K: nothing when it is the run's, else the command that retrains."""
-    if k == trained_k:
-        return f"ccjax: the suggested K = {k} is this run's K; no need to retrain"
-    # imported when the command runs: its --help answers without loading the library
-    from ccjax.cli.command_line import train_command, workdir_for_k
-
-    command = train_command(workdir, {"dataset.num_clusters": k}, workdir_for_k(workdir, k))
-    return f"ccjax: to retrain with the suggested K = {k} (this run: K = {trained_k}) in a new workdir:\n  {command}"
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from typing import Callable, Sequence
 
+from ccjax.cli.closed_pipe import quiet_when_stdout_closes
 from ccjax.errors import UserError
 
 HELP_ARGS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
@@ -40,7 +41,8 @@ def run_command(run: Callable, doc: str, own_flags: Sequence, notes: Sequence[st
             sys.exit(0)
         return parse_flags_or_exit(argv)
 
-    app.run(run, flags_parser=parser)
+    with quiet_when_stdout_closes():  # `--help | head -1` (also through the kept python -m ccjax.main ...): no traceback
+        app.run(run, flags_parser=parser)
 
 
 def command_help(doc: str, own_flags: Sequence, notes: Sequence[str] = ()) -> str:

@@ -7,7 +7,8 @@ Reads the run folders `launch/reproduce.sh TABLE --run [--seeds=N]` wrote (runs/
 [/seed<k>]), prints the table (Markdown by default) and writes PREFIX.md, PREFIX.csv and PREFIX.tex
 (default PREFIX: runs/<table>/table). Cells: mean ± sample standard deviation (ddof=1) over n seeds,
 the paper's number and the difference; unfinished, missing and flagged runs (a config other than the
-table's: other epochs, backbone, ...) are listed and never averaged.
+table's: other epochs, backbone, ...) are listed and never averaged. runs/claims-small (`launch/reproduce.sh
+small`) gives each claim its verdict instead (Markdown only; docs/results.md, "Claims at small scale").
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def main() -> None:
         from ccjax.run.rundir import write_atomic
 
         root = argv[1]
+        if (f["table"].value or os.path.basename(os.path.normpath(root))) == "claims-small":
+            _claims_table(root, f)
+            return
         ct = collect(root, f["table"].value, f["configs"].value, f["checkpoint"].value, f["seeds"].value,
                      f["ignore"].value)
         texts = {"markdown": markdown(ct), "csv": csv_text(ct), "latex": latex(ct)}
@@ -65,6 +69,22 @@ def main() -> None:
             print(f"ccjax: written {', '.join(prefix + ext for ext in FORMATS.values())}", file=sys.stderr)
 
     run_command(run, __doc__, tuple(f.values()))
+
+
+def _claims_table(root: str, f: dict) -> None:
+    """runs/claims-small (launch/reproduce.sh small): the claims with their verdicts, Markdown only."""
+    from ccjax.results.small_collect import collect_small, markdown
+    from ccjax.results.small_plan import SEEDS
+    from ccjax.run.rundir import write_atomic
+
+    if not os.path.isdir(root):
+        raise UserError(f"{root!r} is not a folder; run launch/reproduce.sh small --run first")
+    text = markdown(collect_small(root, f["seeds"].value or SEEDS, f["configs"].value))
+    print(text, end="")
+    prefix = os.path.join(root, "table") if f["out"].value is None else f["out"].value
+    if prefix:
+        write_atomic(prefix + ".md", lambda fh: fh.write(text.encode()))
+        print(f"ccjax: written {prefix}.md", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import shlex
 
 from ccjax.data import builder as builder_lib
 from ccjax.data import imagenet
@@ -145,9 +146,12 @@ def check_name(name: str) -> None:
     raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}, folder:<path>")
 
 
-def prepare_cmd(name: str, data_dir: str, extra: str = "") -> str:
-    """The `python -m ccjax prepare` command line that prepares `name`."""
-    return f"python -m ccjax prepare --dataset={name} --data_dir={data_dir}{extra}"
+def prepare_cmd(name: str, data_dir: str, extra: str = "", image_size: int = 0) -> str:
+    """The `python -m ccjax prepare` command line that prepares `name` (at `image_size`, 0: native) in
+    `data_dir`, ready to paste into a shell."""
+    size = f" --image_size={image_size}" if image_size else ""
+    return (f"python -m ccjax prepare {shlex.quote(f'--dataset={name}')} "
+            f"{shlex.quote(f'--data_dir={data_dir}')}{extra}{size}")
 
 
 def local_config_name(name: str, cfg) -> str:
@@ -168,10 +172,24 @@ def not_prepared(name: str, cfg, data_dir: str) -> UserError:
     entry = LOCAL_CATALOG[name]
     where = "<folder with ILSVRC2012_img_train.tar or its <wnid> folders>" if entry.kind == "imagenet" \
         else "<extracted folder>"
-    extra = f" --manual_dir={where}" + (f" --image_size={size}" if size else "")
     hint = f"; prepared at other sizes: {', '.join(other)}" if other else ""
     return UserError(f"{name} is not prepared in {data_dir}: download and extract {entry.download}, then run "
-                     f"`{prepare_cmd(name, data_dir, extra)}`{hint}")
+                     f"`{prepare_cmd(name, data_dir, f' --manual_dir={where}', size)}`{hint}")
+
+
+def folder_not_prepared(name: str, cfg, data_dir: str) -> UserError:
+    """The one-line error for an image folder not prepared at the config's size: the command that
+    prepares it at that size, and the sizes it is prepared at."""
+    size = int(cfg_field(cfg, "image_size", 0))
+    stem = builder_lib.config_name(name, size, name[len(FOLDER_PREFIX):]).rsplit("_", 1)[0]
+    found = glob.glob(os.path.join(data_dir, builder_lib.TFDS_NAME, f"{glob.escape(stem)}_*", builder_lib.VERSION,
+                                   "dataset_info.json"))
+    other = sorted(os.path.basename(os.path.dirname(os.path.dirname(p))).rsplit("_", 1)[1] for p in found)
+    sizes = [o if o == "native" else f"image_size={o[1:]}" for o in other]  # tags: native, s96, ...
+    hint = f" (it is prepared at: {', '.join(sizes)})" if sizes else ""
+    at = f"at image_size={size}" if size else "at its native size"
+    return UserError(f"{name} is not prepared {at} in {data_dir}{hint}: run "
+                     f"`{prepare_cmd(name, data_dir, image_size=size)}` first")
 
 
 def dataset_spec(dataset_cfg) -> dict:
@@ -202,7 +220,7 @@ def dataset_spec(dataset_cfg) -> dict:
         return dict(image_shape=tuple(s["image_shape"]), num_classes=None if classes is None else len(classes),
                     num_examples=s["num_examples"])
     if name.startswith(FOLDER_PREFIX):
-        raise UserError(f"{name} is not prepared yet: run `{prepare_cmd(name, data_dir)}` first")
+        raise folder_not_prepared(name, dataset_cfg, data_dir)
     e = LOCAL_CATALOG[name]
     if e.kind == "imagenet":
         size = size or imagenet.DEFAULT_SIZE

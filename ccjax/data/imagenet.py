@@ -111,9 +111,10 @@ def _locate(manual_dir: str, wnids: list[str]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def check_manual_dir(name: str, manual_dir: str | None) -> dict[str, tuple[str, str]]:
+def check_manual_dir(name: str, manual_dir: str | None, image_size: int = 0) -> dict[str, tuple[str, str]]:
     """Where each class of subset `name` is in `manual_dir`; a UserError naming what is missing."""
-    prepare = f"python -m ccjax prepare --dataset={name} --manual_dir=<folder>"
+    prepare = (f"python -m ccjax prepare --dataset={name} --manual_dir=<folder>"
+               + (f" --image_size={image_size}" if image_size else ""))
     if not manual_dir or not os.path.isdir(manual_dir):
         where = f"{manual_dir} does not exist" if manual_dir else "no manual_dir given"
         raise UserError(
@@ -197,7 +198,7 @@ DEFAULT_SIZE = 224  # the papers resize ImageNet subsets to 224x224
 
 def imagenet_plan(name: str, manual_dir: str | None, image_size: int):
     """The preparation Plan of ImageNet subset `name` from `manual_dir` (image_size 0 -> 224)."""
-    found = check_manual_dir(name, manual_dir)
+    found = check_manual_dir(name, manual_dir, image_size)
     classes = subset_classes(name, manual_dir)
     size = image_size if image_size > 0 else DEFAULT_SIZE
     return Plan(

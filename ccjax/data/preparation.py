@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 
 import tensorflow_datasets as tfds
 
 from ccjax.data import builder as builder_lib
 from ccjax.data import folder as folder_lib
 from ccjax.data import imagenet
+from ccjax.data.downloads import (
+    archive_at_hand,
+    manual_download_advice,
+    removing_created_empty_folders,
+    unreachable,
+)
 from ccjax.data.catalog import (
     FOLDER_PREFIX,
     INSTALL_TF,
@@ -46,7 +53,7 @@ def local_plan(name: str, cfg, data_dir: str) -> builder_lib.Plan:
         where = f"{manual_dir} does not exist" if manual_dir else "no manual_dir given"
         raise UserError(
             f"{name} needs {entry.download}, downloaded and extracted ({where}); run "
-            f"`{prepare_cmd(name, data_dir, ' --manual_dir=<extracted folder>')}`"
+            f"`{prepare_cmd(name, data_dir, ' --manual_dir=<extracted folder>', size)}`"
         )
     return folder_lib.folder_plan(name, manual_dir, size, named=True, expected_classes=entry.num_classes)
 
@@ -82,14 +89,20 @@ def _prepare_tfds(name: str, cfg, data_dir: str, overwrite: bool) -> str:
     b = tfds.builder(entry.tfds_name, data_dir=data_dir, file_format="array_record")
     if b.is_prepared() and not overwrite:
         return f"{name}: already prepared in {b.data_dir}"
+    manual_dir = cfg_field(cfg, "manual_dir") or os.path.join(data_dir, "downloads", "manual")
+    given = cfg_field(cfg, "manual_dir")
+    retry = prepare_cmd(name, data_dir, f" {shlex.quote(f'--manual_dir={given}')}" if given else "")
+    _check_can_download(name, b, data_dir, manual_dir, retry)  # in seconds, before TFDS retries for minutes
     if importlib.util.find_spec("tensorflow") is None:  # TFDS's builders for these read with tf.io
         raise UserError(f"TFDS needs TensorFlow to prepare {name} (training does not): {INSTALL_TF}, "
                         f"then run `{prepare_cmd(name, data_dir)}`")
     mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
             else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
     config = tfds.download.DownloadConfig(manual_dir=cfg_field(cfg, "manual_dir"), download_mode=mode)
+    created = [os.path.join(data_dir, entry.tfds_name), os.path.join(data_dir, "downloads"), data_dir]
     try:
-        b.download_and_prepare(download_config=config, file_format="array_record")
+        with removing_created_empty_folders(*created):
+            b.download_and_prepare(download_config=config, file_format="array_record")
     except ImportError as e:
         if "tensorflow" in str(e).lower():
             raise UserError(f"TFDS needs TensorFlow to prepare {name}: {INSTALL_TF}, then re-run "
@@ -100,12 +113,35 @@ def _prepare_tfds(name: str, cfg, data_dir: str, overwrite: bool) -> str:
             raise
         raise UserError(f"{name} needs {entry.download}; put the files there (or pass --manual_dir=<folder>) "
                         f"and re-run `{prepare_cmd(name, data_dir)}`") from None
-    except OSError as e:
-        raise UserError(
-            f"downloading {entry.download} failed ({type(e).__name__}: {str(e)[:160]}); check the "
-            f"network, or put the archive TFDS expects in {data_dir}/downloads/manual and re-run"
-        ) from None
+    except OSError as e:  # requests' errors are OSErrors too
+        urls = [(url, info.filename) for url, info in b.url_infos.items()] if b.url_infos else []
+        advice = (manual_download_advice(urls, manual_dir, retry) if urls
+                  else f"check the network, then run `{retry}`")
+        raise UserError(f"downloading {entry.download} failed ({download_failure(e)}); {advice}") from None
     return f"{name}: prepared in {b.data_dir}"
+
+
+def _check_can_download(name: str, builder, data_dir: str, manual_dir: str, retry: str) -> None:
+    """UserError in seconds when an archive the builder downloads is neither at hand nor reachable."""
+    entry = TFDS_CATALOG[name]
+    missing = [(url, info) for url, info in (builder.url_infos or {}).items()
+               if not archive_at_hand(url, info.filename, manual_dir, os.path.join(data_dir, "downloads"),
+                                      info.checksum)]
+    for url, _ in missing:
+        why = unreachable(url)
+        if why:
+            advice = manual_download_advice([(u, info.filename) for u, info in missing], manual_dir, retry)
+            raise UserError(f"cannot download {entry.download}: {why}; {advice}")
+
+
+def download_failure(e: BaseException) -> str:
+    """A failed download's cause in a few whole words (a requests error's text is a nested repr)."""
+    text = str(e)
+    for marker, words in (("NameResolution", "a host name does not resolve"), ("timed out", "timed out"),
+                          ("Connection refused", "connection refused"), ("No space left", "the disk is full")):
+        if marker in text:
+            return words
+    return type(e).__name__
 
 
 def prepare_dataset(cfg, overwrite: bool = False) -> str:

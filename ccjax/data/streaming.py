@@ -67,7 +67,7 @@ class StreamingDataset:
             raise UserError(
                 f"reading images of {self.name} failed ({type(e).__name__}: {first}); its prepared files "
                 f"may have been moved or damaged: prepare it again (python -m ccjax prepare "
-                f"--dataset={self.name} --overwrite) and relaunch, which resumes from the last checkpoint"
+                f"--dataset={self.name} --overwrite, with the run's --data_dir and --image_size) and relaunch, which resumes from the last checkpoint"
             ) from None
         return {"image": images, "label": labels, "index": indices.astype(np.int32)}
 

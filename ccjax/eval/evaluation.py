@@ -60,9 +60,10 @@ def score_run(trained: TrainedModel, dataset, anchors=None, last: Restored | Non
 
 
 def print_summary(result: dict) -> None:
-    """The final clustering's line, then any nuisance warning (stderr), as every command ends."""
+    """The final clustering's line, then any collapse, low-confidence or nuisance warning (stderr), as every
+    command ends."""
     print(summary_line(result), flush=True)
-    for warning in result.get("nuisance_warnings", []):
+    for warning in result.get("verdict_warnings", []) + result.get("nuisance_warnings", []):
         print(warning, file=sys.stderr, flush=True)
 
 

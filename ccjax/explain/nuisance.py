@@ -16,7 +16,10 @@ in colour lets colour predict content-driven clusters too.
 Where labels are known, it warns when the cues predict the clusters better
 *with* the labels than the labels do by themselves, by at least
 WARN_BEYOND_LABELS (clusters that are the labels gain nothing, whatever the
-labels follow); without labels, when the clusters' score is at least
+labels follow), and the cues alone predict them at least that well too (so
+that the line never reads "can be told from the cues (score 0.00)"); it never
+warns on a clustering that collapsed into one cluster or mostly empty ones
+(ccjax/report/verdicts.py: it says so instead); without labels, when the clusters' score is at least
 WARN_SCORE (the cues also explain part of a content clustering: the shape of
 the content leaks into them a little). The warning names the
 cue families that explain the clusters by themselves (at least NAME_SHARE of the
@@ -87,13 +90,18 @@ def warning_line(result: dict) -> str:
 
 
 def probe(pred: np.ndarray, num_clusters: int, cues: dict[str, np.ndarray], labels: np.ndarray | None = None,
-          seed: int = 0) -> dict:
+          seed: int = 0, collapsed: list[str] | None = None) -> dict:
     """How well the cues [n, d_f] predict the clusters `pred` [n] (and the labels [n], -1 = unknown).
 
     {'clusters': predictability of the clusters from the cues; 'labels': that of the labels, plus the
     clusters' 'nmi' with them | None; 'beyond_labels': {'score': what the cues add to the labels in
     predicting the clusters, 'with_labels', 'labels_only'} | None; 'named': cue families; 'warnings':
-    [0 or 1 line]; 'num_examples', 'num_clusters', 'thresholds'}.
+    [0 or 1 line]; 'num_examples', 'num_clusters', 'thresholds', 'collapsed'}.
+
+    `collapsed`: why the clustering collapsed (ccjax/report/verdicts.py), when it did: then no cue is
+    named (a few clusters that hold next to nothing can be told apart by anything), whatever the scores.
+    A warning also needs the cues to predict the clusters by themselves at least as well as the
+    warning level (never "can be told from the cues (score 0.00)").
     """
     # scikit-learn loads only when the probe runs
     from sklearn.metrics import normalized_mutual_info_score
@@ -102,7 +110,7 @@ def probe(pred: np.ndarray, num_clusters: int, cues: dict[str, np.ndarray], labe
     out = {"num_examples": int(len(pred)), "num_clusters": int(num_clusters),
            "clusters": predictability(cues, pred, seed), "labels": None, "beyond_labels": None, "named": [],
            "warnings": [], "thresholds": {"score": WARN_SCORE, "beyond_labels": WARN_BEYOND_LABELS,
-                                          "name_share": NAME_SHARE}}
+                                          "name_share": NAME_SHARE}, "collapsed": list(collapsed or [])}
     known = None if labels is None else np.asarray(labels) >= 0
     if known is not None and known.any():
         y, mine = np.asarray(labels)[known], pred[known]
@@ -114,18 +122,18 @@ def probe(pred: np.ndarray, num_clusters: int, cues: dict[str, np.ndarray], labe
         if both is not None and alone is not None:
             out["beyond_labels"] = {"score": both - alone, "with_labels": both, "labels_only": alone}
     score = out["clusters"]["score"]
-    if score is None:
+    if score is None or collapsed:
         return out
     beyond = out["beyond_labels"]
-    if (beyond["score"] >= WARN_BEYOND_LABELS) if beyond else (score >= WARN_SCORE):
+    if (beyond["score"] >= WARN_BEYOND_LABELS and score >= WARN_BEYOND_LABELS) if beyond else (score >= WARN_SCORE):
         out["named"] = named_cues(out["clusters"]["families"], score)
         out["warnings"].append(warning_line(out))
     return out
 
 
 def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, dataset_name: str,
-                    seed: int = 0) -> dict:
-    """The probe of a run's final assignment `probs` [N, K] on its training `dataset`."""
+                    seed: int = 0, collapsed: list[str] | None = None) -> dict:
+    """The probe of a run's final assignment `probs` [N, K] on its training `dataset` (`collapsed`: see probe)."""
     n = dataset.num_examples
     idx = np.arange(n) if n <= MAX_EXAMPLES else np.linspace(0, n - 1, MAX_EXAMPLES).astype(np.int64)
     cues = image_cues(dataset, idx)
@@ -134,5 +142,5 @@ def nuisance_report(dataset, probs: np.ndarray, labels: np.ndarray | None, datas
         files = dataset.example_ids(idx)
         if os.path.isdir(root) and all(os.path.exists(os.path.join(root, f)) for f in files[:20]):
             cues.update(source_cues(root, files, dataset.num_classes is not None))
-    return probe(probs[idx].argmax(1), probs.shape[1], cues, None if labels is None else labels[idx], seed)
+    return probe(probs[idx].argmax(1), probs.shape[1], cues, None if labels is None else labels[idx], seed, collapsed)
 

@@ -3,6 +3,7 @@ and BatchNorm."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -38,12 +39,36 @@ def conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.C
     )
 
 
-def batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
+class UnbiasedRunningVarBatchNorm(nn.BatchNorm):
+    """flax's BatchNorm, except that the running variance averages the UNBIASED batch variance, as PyTorch's.
+
+    Normalisation (batch statistics when training) is flax's, unchanged; only
+    the update of batch_stats['var'] uses var * n / (n - 1), n = the number of
+    values per channel (batch x positions).
+    """
+
+    def __call__(self, x, use_running_average=None, *, mask=None):
+        frozen = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+        if frozen or self.is_initializing() or mask is not None:
+            return super().__call__(x, use_running_average, mask=mask)
+        before = self.get_variable("batch_stats", "var")
+        y = super().__call__(x, use_running_average)
+        n = math.prod(x.shape[:-1])
+        batch_var = jnp.var(x.astype(jnp.float32), axis=tuple(range(x.ndim - 1)))  # [C], biased, as flax's
+        unbiased = batch_var * (n / max(n - 1, 1))
+        self.put_variable("batch_stats", "var", self.momentum * before + (1.0 - self.momentum) * unbiased)
+        return y
+
+
+def batch_norm(train: bool, dtype: Any, name: str, unbiased_running_var: bool = False) -> nn.BatchNorm:
     """BatchNorm with batch statistics when training, running averages otherwise.
 
-    Statistics and running averages are float32 whatever `dtype` is.
+    Statistics and running averages are float32 whatever `dtype` is. The running
+    variance averages the biased batch variance (flax), or with
+    `unbiased_running_var` the unbiased one (PyTorch; `model.vit.bn_unbiased_running_var`).
     """
-    return nn.BatchNorm(
+    cls = UnbiasedRunningVarBatchNorm if unbiased_running_var else nn.BatchNorm
+    return cls(
         use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPS,
         dtype=dtype, param_dtype=jnp.float32, use_fast_variance=False, name=name,
     )

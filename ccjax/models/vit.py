@@ -98,6 +98,7 @@ class ConvStem(nn.Module):
     embed_dim: int
     patch_size: int = 16
     dtype: Any = jnp.float32
+    bn_unbiased_running_var: bool = False  # PyTorch's running-variance estimator (layers.batch_norm)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, num_views: int = 1) -> jax.Array:
@@ -115,7 +116,7 @@ class ConvStem(nn.Module):
                 width, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False,
                 kernel_init=torch_default_kernel, dtype=self.dtype, param_dtype=jnp.float32, name=f"conv{i}",
             )(x)  # [B*V, H/2, W/2, width]
-            bn = batch_norm(train, self.dtype, f"bn{i}")
+            bn = batch_norm(train, self.dtype, f"bn{i}", self.bn_unbiased_running_var)
             x = nn.relu(per_view(bn, x, num_views))
             width *= 2
         fan_in = x.shape[-1]
@@ -184,6 +185,7 @@ class FusingViT(nn.Module):
     use_anchor: bool = False
     project_anchor: bool = False
     dtype: Any = jnp.float32
+    bn_unbiased_running_var: bool = False
 
     def fused(self, layer: int) -> bool:
         """Whether block `layer` (0-based) runs on the fused [B, 2T, E] sequence: blocks 2, 4, .., 2N (1-based)."""
@@ -204,7 +206,8 @@ class FusingViT(nn.Module):
         # Views interleaved on the batch axis: [B*V, S, S, C], row m*V + v = view v of example m.
         x = views[0] if num_views == 1 else jnp.stack(views, axis=1).reshape((-1,) + views[0].shape[1:])
         x = x.astype(self.dtype)
-        stem_out = ConvStem(e, self.patch_size, self.dtype, name="stem")(x, train=train, num_views=num_views)
+        stem = ConvStem(e, self.patch_size, self.dtype, self.bn_unbiased_running_var, name="stem")
+        stem_out = stem(x, train=train, num_views=num_views)
         p = stem_out.shape[1]
         grid = views[0].shape[1] // self.patch_size, views[0].shape[2] // self.patch_size
         pos = jnp.asarray(sincos_position_embedding(*grid, e), self.dtype)  # [1 + P, E], fixed
@@ -273,6 +276,7 @@ class Projector(nn.Module):
     hidden: int
     out_features: int
     dtype: Any = jnp.float32
+    bn_unbiased_running_var: bool = False
 
     def _linear(self, x: jax.Array, features: int, name: str) -> jax.Array:
         return nn.Dense(features, kernel_init=linear_kernel_init, bias_init=linear_bias_init(x.shape[-1]),
@@ -283,7 +287,8 @@ class Projector(nn.Module):
         x = x.astype(self.dtype)
         for i in range(2):
             x = self._linear(x, self.hidden, f"fc{i + 1}")
-            x = nn.relu(per_view(batch_norm(train, self.dtype, f"bn{i + 1}"), x, num_views))
+            bn = batch_norm(train, self.dtype, f"bn{i + 1}", self.bn_unbiased_running_var)
+            x = nn.relu(per_view(bn, x, num_views))
         return self._linear(x, self.out_features, "fc3")
 
 
@@ -294,12 +299,14 @@ class VTCCHeads(nn.Module):
     num_clusters: int
     hidden: int
     dtype: Any = jnp.float32
+    bn_unbiased_running_var: bool = False
 
     @nn.compact
     def __call__(self, h: jax.Array, *, train: bool, num_views: int) -> tuple[jax.Array, jax.Array]:
-        z = Projector(self.hidden, self.feature_dim, self.dtype, name="instance_projector")(
-            h, train=train, num_views=num_views)
-        logits = Projector(self.hidden, self.num_clusters, self.dtype, name="cluster_projector")(
+        z = Projector(self.hidden, self.feature_dim, self.dtype, self.bn_unbiased_running_var,
+                      name="instance_projector")(h, train=train, num_views=num_views)
+        logits = Projector(self.hidden, self.num_clusters, self.dtype, self.bn_unbiased_running_var,
+                           name="cluster_projector")(
             h, train=train, num_views=num_views)
         return l2_normalize(z), jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
@@ -371,11 +378,13 @@ def build_vit_model(config, num_clusters: int) -> ViTClusteringModel:
     vit = config.model.vit  # checked by validate_vit_config (ccjax.config.validate)
     dtype = compute_dtype(config)
     anchor = config.anchor
+    unbiased = bool(getattr(vit, "bn_unbiased_running_var", False))  # absent in configs saved before it
     backbone = FusingViT(
         embed_dim=vit.embed_dim, depth=vit.depth, num_heads=vit.num_heads, patch_size=vit.patch_size,
         mlp_ratio=float(vit.mlp_ratio), num_fusing_blocks=vit.num_fusing_blocks, fusion=vit.fusion,
         use_anchor=bool(anchor.enabled), project_anchor=bool(getattr(anchor, "project", False)), dtype=dtype,
+        bn_unbiased_running_var=unbiased,
     )
     heads = VTCCHeads(feature_dim=config.model.feature_dim, num_clusters=num_clusters,
-                      hidden=4 * vit.embed_dim, dtype=dtype)
+                      hidden=4 * vit.embed_dim, dtype=dtype, bn_unbiased_running_var=unbiased)
     return ViTClusteringModel(backbone=backbone, heads=heads)

@@ -16,6 +16,7 @@ from ccjax.data.labels import dataset_labels
 from ccjax.errors import UserError
 from ccjax.explain.cam import Explained, explain_images, local_copy
 from ccjax.report.figures import pyplot, save_figure
+from ccjax.report.thumbnails import write_cam_strips
 from ccjax.run.load import load_trained
 from ccjax.run.rundir import REPORT_DIR
 
@@ -90,6 +91,7 @@ def write_report_cams(workdir: str, module, variables: dict, config, dataset, pr
     images[order] = dataset.read(idx[order])["image"]
     ex = explain_images(module, local_copy(variables), config, images,
                         None if anchors is None else np.asarray(anchors)[idx])
+    write_cam_strips(os.path.join(workdir, REPORT_DIR), picks, ex)  # the page's strips beside each cluster
     plt = pyplot()
     cols = REPORT_PER_CLUSTER
     fig, axes = plt.subplots(max(len(picks), 1), cols, figsize=(0.95 * cols, 0.95 * max(len(picks), 1) + 0.4),

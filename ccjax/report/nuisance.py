@@ -45,6 +45,8 @@ def write_nuisance(workdir: str, result: dict) -> None:
     ax.set_xlabel("predictable from the cue (0 = chance, 1 = exactly; cross-validated)", fontsize=8)
     why = clusters.get("reason")
     title = "What do the clusters follow? (red: warned)" if why is None else f"Not measured: {why}"
+    if result.get("collapsed"):
+        title = "No cue named: the clustering collapsed\n(these scores say nothing about what the model learnt)"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -2,7 +2,8 @@
 
 The scores are ccjax/eval/evaluation.py's; the files are report.py (metrics, confusion, clusters,
 curves, assignments), nuisance.py (what the clusters follow, probed by ccjax/explain/nuisance.py)
-and cam_figures.py (report/cams.png, where the model looks for each cluster's most confident images).
+cam_figures.py (report/cams.png, where the model looks for each cluster's most confident images),
+verdicts.py (collapse, low confidence) and page.py (the browsable report/index.html).
 Training calls evaluate_run at its end; `python -m ccjax evaluate` calls evaluate_workdir.
 """
 
@@ -16,6 +17,7 @@ from ccjax.eval.evaluation import score_run
 from ccjax.explain.nuisance import nuisance_report
 from ccjax.report.cam_figures import write_report_cams
 from ccjax.report.nuisance import write_nuisance
+from ccjax.report.page import run_verdicts, write_page_for_dataset
 from ccjax.report.report import write_report
 from ccjax.run.load import Restored, TrainedModel, load_trained
 from ccjax.run.rundir import METRICS, write_json_atomic
@@ -38,11 +40,14 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
             report_metrics["best_by_train_loss"] = result["best_by_train_loss"]
         write_report(trained.workdir, dataset, scored.probs_last, report_metrics, scored.labels)
         config = trained.config
+        verdict = run_verdicts(trained.workdir, scored.probs_last.shape[1])  # collapse, low confidence
         nuisance = nuisance_report(dataset, scored.probs_last, scored.labels, config.dataset.name,
-                                   seed=int(config.seed))
+                                   seed=int(config.seed), collapsed=verdict["degenerate"])
         write_nuisance(trained.workdir, nuisance)
         write_report_cams(trained.workdir, trained.module, scored.last.variables, config, dataset,
                           scored.probs_last, anchors)
+        write_page_for_dataset(trained.workdir, dataset, verdict)  # report/index.html, after every figure
+        result["verdict_warnings"] = verdict["lines"]
         result["nuisance_warnings"] = nuisance["warnings"]
     return result
 

@@ -96,8 +96,11 @@ class Checkpointer:
         if step is not None and is_main_process():
             _remove_temporary(self.directory, step)  # frees the space the partial write took
         # From the disk: Orbax has already dropped the step a failed save would have replaced from its list
-        # (and a keep=1 manager may have deleted its previous step already: hence resume_directory).
-        done = [s for s in complete_steps(self.resume_directory) if s != step]
+        # (and a keep=1 manager may have deleted its previous step already: hence resume_directory). The
+        # failed step is left out only here: the training folder may hold that step complete (a failed
+        # best save of the last epoch, reported after the training save of the same step finished).
+        own = self.resume_directory == self.directory
+        done = [s for s in complete_steps(self.resume_directory) if s != step or not own]
         kept = f"the previous complete checkpoint (step {max(done)}) is kept" if done else "no complete checkpoint exists"
         full = any(getattr(x, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(x)
                    for x in _chain(e))

@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import tempfile
 from typing import Callable, IO
 
@@ -100,13 +101,14 @@ def config_differences(old: dict, new: dict) -> list[str]:
 
 def write_atomic(path: str, write: Callable[[IO[bytes]], object]) -> None:
     """Writes a file via `write(binary file)` to a temporary file in the same folder, then renames it
-    over `path`: a reader sees the old file or the whole new one, never a part. An I/O failure (a
+    over `path`: a reader sees the old file or the whole new one, never a part. The file gets the mode
+    any new file gets (0666 less the umask: 0644 under umask 022). An I/O failure (a
     full disk, a folder not writable) is one UserError line naming the file, with nothing left behind."""
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        fd, tmp = _create_temporary(folder)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -119,6 +121,19 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], object]) -> None:
             raise UserError(f"cannot write {path} ({_why_not_written(e)}); free space (or fix the folder's "
                             "permissions), then run the same command again") from None
         raise
+
+
+def _create_temporary(folder: str) -> tuple[int, str]:
+    """A new file `.tmp-<random>` in `folder`, created with mode 0666 less the umask, as open() makes
+    files: the renamed file is then readable by whom the user's umask allows (tempfile.mkstemp's
+    0600 would make every report private to its writer)."""
+    for _ in range(100):
+        path = os.path.join(folder, f".tmp-{secrets.token_hex(6)}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
 
 
 def _why_not_written(e: OSError) -> str:

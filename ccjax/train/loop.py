@@ -46,6 +46,7 @@ from ccjax.run import rundir
 from ccjax.run.checkpoint import Checkpointer, SaveFailed
 from ccjax.run.load import Restored, TrainedModel
 from ccjax.run.log import RunLog
+from ccjax.run.resume import refuse_fewer_epochs
 from ccjax.runtime.distributed import is_main_process
 from ccjax.runtime.mesh import check_batch_size, make_mesh
 from ccjax.runtime.preemption import StopRequest
@@ -332,6 +333,8 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
 
 def _train_and_evaluate(config, workdir: str, stop_at_epoch: int | None) -> dict:
     run = TrainingRun(config)  # opens the data (and checks K against it) before anything is written
+    refuse_fewer_epochs(os.path.join(workdir, rundir.CHECKPOINTS_DIR), workdir, config.num_epochs,
+                        run.steps_per_epoch)  # config.json must not say fewer epochs than the checkpoints hold
     rundir.write_config(workdir, config)
     main = is_main_process()
     if main:

@@ -8,6 +8,7 @@ whose fields differ from it in the fewest places, plus those fields as flags, gi
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import json
@@ -50,6 +51,16 @@ def flag_value(value) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=None)
+def _file_fields(path: str, mtime: float) -> dict | None:
+    """A config file's flattened fields (None if it does not load), once per file version: a report
+    recreates several commands."""
+    config = load_config_file(path)
+    if config is None:
+        return None
+    return {k: v for k, v in flatten(json.loads(config.to_json_best_effort())).items() if k not in IGNORED}
+
+
 def recreate_flags(stored: dict, overrides: dict | None = None) -> tuple[str | None, list[str]]:
     """(config file, ['--config.x=v', ...]) that give the stored config (config.json's dict) with
     `overrides` (dotted field -> value) applied; (None, the override flags) when no config file is found."""
@@ -57,10 +68,9 @@ def recreate_flags(stored: dict, overrides: dict | None = None) -> tuple[str | N
     target.update(overrides or {})
     best = None
     for path in config_files():
-        config = load_config_file(path)
-        if config is None:
+        fields = _file_fields(path, os.path.getmtime(path))
+        if fields is None:
             continue
-        fields = {k: v for k, v in flatten(json.loads(config.to_json_best_effort())).items() if k not in IGNORED}
         if set(target) - set(fields):  # the run has fields this file does not know
             continue
         differ = [k for k in fields if k in target and target[k] != fields[k]]
@@ -91,3 +101,11 @@ def workdir_for_k(workdir: str, k: int) -> str:
     while os.path.exists(candidate):
         candidate, n = f"{base}_{n}", n + 1
     return candidate
+
+
+def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
+    """What to do with the suggested K: nothing when it is the run's, else the command that retrains."""
+    if k == trained_k:
+        return f"ccjax: the suggested K = {k} is this run's K; no need to retrain"
+    command = train_command(workdir, {"dataset.num_clusters": k}, workdir_for_k(workdir, k))
+    return f"ccjax: to retrain with the suggested K = {k} (this run: K = {trained_k}) in a new workdir:\n  {command}"

@@ -1,0 +1,126 @@
+"""The small-scale claims' table (`python -m ccjax tables runs/claims-small`): reads the runs of
+ccjax/results/small_plan.py (a run counts when finished and its config is the plan's, ccjax/results/collect.py's
+check), the measurements of small_measure.py, and gives each claim of small_claims.py its verdict
+(ccjax/results/verdict.py). Cells are mean ± sample std (ddof=1) over n seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from ccjax.results.collect import _expected, default_configs_dir, read_run
+from ccjax.results.small_claims import CLAIMS, early_and_epoch95, eval_curve, read_json
+from ccjax.results.small_measure import CLAIMS_FILE, KMEANS_SETS
+from ccjax.results.small_plan import ROW_LABELS, SEEDS, cells, plan, row_spec
+from ccjax.results.verdict import combine, compare
+
+TABLE_NAME = "claims-small"
+
+
+@dataclasses.dataclass
+class Collected:
+    root: str
+    seeds: int
+    values: dict  # (row, dataset) -> {seed: {metric: value}}
+    problems: list  # 'state: path: why' of every run not counted
+
+
+def _run_values(path: str, run, configs_dir: str) -> tuple[dict | None, str]:
+    """({metric: value} of a counted run, '') or (None, why it is not counted)."""
+    overrides = tuple((k, v) for k, v in run.overrides if k != "seed")
+    rec = read_run(path, run.seed, _expected(configs_dir, run.config, overrides), "last")
+    if rec.state != "done":
+        return None, f"{rec.state}: {path}: {rec.why}"
+    values = dict(rec.metrics)
+    measured = read_json(os.path.join(path, CLAIMS_FILE))
+    if measured:
+        values.update({k: measured[k] for k in ("nuisance_nmi", "cam_inside", "cam_area", "cam_ratio")
+                       if measured.get(k) is not None})
+    if run.row in ("mfavbs", "vtcc"):
+        values.update(early_and_epoch95(eval_curve(path), rec.metrics, row_spec(run.row)[2]))
+    return values, ""
+
+
+def collect_small(root: str, seeds: int = SEEDS, configs_dir: str | None = None) -> Collected:
+    configs_dir = configs_dir or default_configs_dir()
+    values: dict = {cell: {} for cell in cells()}
+    problems = []
+    for run in plan(root, seeds):
+        path = run.workdir(root)
+        if not os.path.isdir(path):
+            problems.append(f"missing: {path}")
+            continue
+        v, why = _run_values(path, run, configs_dir)
+        if v is None:
+            problems.append(why)
+        else:
+            values[(run.row, run.dataset)][run.seed] = v
+    for ds in KMEANS_SETS:
+        values[("kmeans", ds)] = {}
+        for s in range(seeds):
+            m = read_json(os.path.join(root, "kmeans", ds, f"seed{s}", "metrics.json"))
+            if m is None:
+                problems.append(f"missing: {os.path.join(root, 'kmeans', ds, f'seed{s}')} (python "
+                                "tools/claims_small.py measure)")
+            else:
+                values[("kmeans", ds)][s] = m
+    for row in ("mfavbs", "vtcc"):  # the masked-noise drop, paired by seed
+        clean, masked = values[(row, "digits")], values[(row, "digits_masked")]
+        for s in set(clean) & set(masked):
+            clean[s]["acc_drop"] = clean[s]["acc"] - masked[s]["acc"]
+    return Collected(root, seeds, values, problems)
+
+
+def per_seed(col: Collected, row: str, dataset: str, metric: str) -> list[float]:
+    return [v[metric] for _, v in sorted(col.values.get((row, dataset), {}).items()) if metric in v]
+
+
+def _cell(vals: list[float]) -> str:
+    if not vals:
+        return "no runs"
+    mean = float(np.mean(vals))
+    return f"{mean:.3f}" + (f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 else "") + f" (n={len(vals)})"
+
+
+def verdicts(col: Collected) -> list[tuple]:
+    """[(claim, [(comparison, A values, B values, Comparison result)], verdict text)] for every claim."""
+    out = []
+    for claim in CLAIMS:
+        rows = []
+        for c in claim.comparisons:
+            a, b = per_seed(col, c.a, c.dataset, c.metric_a), per_seed(col, c.b, c.dataset, c.metric_b)
+            rows.append((c, a, b, compare(a, b, c.direction, c.margin)))
+        out.append((claim, rows, combine([r[3] for r in rows])))
+    return out
+
+
+_SIGN = {"greater": ">", "less": "<", "not_less": ">= (margin)"}
+
+
+def markdown(col: Collected) -> str:
+    lines = [f"## Claims at small scale ({col.root})", "",
+             "Rule (ccjax/results/verdict.py): Welch's 95% interval of mean(A) - mean(B) over the seeds; holds when it "
+             "lies on the claimed side of 0 (of -margin for 'comparable'), does not hold when it lies on the other "
+             "side, else inconclusive at n seeds. A claim of several comparisons holds when all hold.", ""]
+    for claim, rows, verdict in verdicts(col):
+        lines += [f"### {claim.key}: **{verdict}**", "", f"> \"{claim.words}\" ({claim.source})", "",
+                  f"Measured: {claim.reading}.", "",
+                  "| dataset | A | B | claim | A | B | verdict |", "|---|---|---|---|---|---|---|"]
+        for c, a, b, r in rows:
+            sign = _SIGN[c.direction].replace("(margin)", f"B - {c.margin}")
+            lines.append(f"| {c.dataset} | {ROW_LABELS[c.a]} {c.metric_a} | {ROW_LABELS[c.b]} {c.metric_b} "
+                         f"| A {sign} B "
+                         f"| {_cell(a)} | {_cell(b)} | {r.text()} |")
+        lines.append("")
+    lines += ["### Every cell", "", "| row | dataset | NMI | ACC | nuisance NMI | CAM mass inside | object area |",
+              "|---|---|---|---|---|---|---|"]
+    for (row, ds) in col.values:
+        lines.append(f"| {ROW_LABELS[row]} | {ds} | " + " | ".join(
+            _cell(per_seed(col, row, ds, m)) if per_seed(col, row, ds, m) else "" for m in
+            ("nmi", "acc", "nuisance_nmi", "cam_inside", "cam_area")) + " |")
+    lines += ["", "Not counted:" if col.problems else "Every planned run is finished and matches the plan's config."]
+    lines += [f"- {p}" for p in col.problems]
+    return "\n".join(lines) + "\n"

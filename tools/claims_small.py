@@ -1,0 +1,40 @@
+"""The small-scale claims' runs and measurements, for `launch/reproduce.sh small` (docs/results.md, "Claims at
+small scale"; the plan is ccjax/results/small_plan.py).
+
+    python tools/claims_small.py commands [--root=runs/claims-small] [--seeds=5] [--extra='--config.x=y']
+    python tools/claims_small.py measure  [--root=runs/claims-small] [--seeds=5]
+
+`commands` prints one `python -m ccjax train ...` line per planned run, `# done: <workdir>` for a finished one;
+`measure` writes the CAM mass and nuisance NMI of every finished domain-shift run and the k-means floor
+(ccjax/results/small_measure.py), keeping what is already measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # this checkout's ccjax
+
+from ccjax.results.small_plan import ROOT, SEEDS, commands_text  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=("commands", "measure"))
+    p.add_argument("--root", default=ROOT)
+    p.add_argument("--seeds", type=int, default=SEEDS)
+    p.add_argument("--extra", default="")
+    a = p.parse_args()
+    if a.command == "commands":
+        for line in commands_text(a.root, a.seeds, a.extra):
+            print(line, flush=True)
+    else:
+        from ccjax.results.small_measure import measure_all
+
+        measure_all(a.root, a.seeds)
+
+
+if __name__ == "__main__":
+    main()
