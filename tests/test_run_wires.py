@@ -162,7 +162,8 @@ def test_best_by_loss_metrics_evaluate_the_best_epochs_variables_not_the_last(re
     """Best epoch 1 (step 7), last step 21. Reporting the last variables' metrics under the best's
     name (or restoring the training folder's newest checkpoint for it) makes them equal the last's."""
     from ccjax.data import open_dataset
-    from ccjax.eval.assign import assign_clusters, dataset_labels, evaluate_assignments
+    from ccjax.data.labels import dataset_labels
+    from ccjax.eval.assign import assign_clusters, evaluate_assignments
     from ccjax.run.load import load_trained
 
     wd, result, steps, _ = recorded_run

@@ -36,10 +36,12 @@ def umask(mask: int):
 
 
 def written_files(workdir: str) -> list[str]:
-    """The files a user reads: the run's JSON, the history, the predictions and every report file."""
+    """The files a user reads: the run's JSON, the history, the predictions and every report file (folders keep
+    the mode they were made with)."""
     names = [rundir.CONFIG_FILE, rundir.RUN_INFO, rundir.METRICS, rundir.HISTORY, PREDICTIONS]
     report = os.path.join(workdir, rundir.REPORT_DIR)
-    names += [os.path.join(rundir.REPORT_DIR, n) for n in sorted(os.listdir(report))]
+    names += sorted(os.path.relpath(os.path.join(folder, f), workdir)  # the page's thumbnails too
+                    for folder, _, files in os.walk(report) for f in files)
     return [os.path.join(workdir, n) for n in names]
 
 

@@ -180,7 +180,7 @@ def not_prepared(name: str, cfg, data_dir: str) -> UserError:
 def folder_not_prepared(name: str, cfg, data_dir: str) -> UserError:
     """The one-line error for an image folder not prepared at the config's size: the command that
     prepares it at that size, and the sizes it is prepared at."""
-    size = int(cfg_field(cfg, "image_size", 0))
+    size = int(cfg_field(cfg, "image_size"))
     stem = builder_lib.config_name(name, size, name[len(FOLDER_PREFIX):]).rsplit("_", 1)[0]
     found = glob.glob(os.path.join(data_dir, builder_lib.TFDS_NAME, f"{glob.escape(stem)}_*", builder_lib.VERSION,
                                    "dataset_info.json"))
