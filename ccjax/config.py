@@ -15,7 +15,9 @@ from ccjax.augment import AugmentParams
 from ccjax.augment.config import AUGMENT_FIELDS, augment_config, augment_overrides_config, view_augment_config
 from ccjax.data.masking import mask_noise_of
 from ccjax.errors import UserError
+from ccjax.features import features_config
 from ccjax.methods import METHODS, check_method_config
+from ccjax.methods.temi import temi_config
 from ccjax.models import check_model_config
 
 __all__ = [
@@ -29,7 +31,7 @@ BENCH_DATA = ("synthetic", "real")
 
 def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.method = "cc"  # cc | gecc | vtcc | mfavbs: the objective (ccjax/methods/; VTCC and MFAVBs-CC train with CC's)
+    c.method = "cc"  # cc | gecc | vtcc | mfavbs | temi (a head on frozen features): the objective (ccjax/methods/; VTCC and MFAVBs-CC train with CC's)
     c.seed = 0
     c.dtype = "float32"  # float32 | bfloat16 (activations and matmuls; params and losses stay float32)
 
@@ -100,6 +102,10 @@ def get_base_config() -> ml_collections.ConfigDict:
 
     c.augment = augment_config()
     c.augment2 = augment_overrides_config()
+
+    # method=temi: a head on frozen features (ccjax/methods/temi/, docs/temi.md)
+    c.features = features_config()
+    c.temi = temi_config()
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 512

@@ -125,7 +125,11 @@ def load_or_build_anchors(config, dataset, mesh=None, *, rebuild: bool = False) 
 
 def load_anchors(config, dataset, mesh=None):
     """The run's frozen-CLIP anchors [N, A] (from the cache, or computed and cached), or None when
-    `config.anchor.enabled` is off."""
+    `config.anchor.enabled` is off. For method=temi, the frozen features it clusters (ccjax/features/)."""
+    if config.get("method") == "temi":
+        from ccjax.features import load_features
+
+        return load_features(config, dataset, _mesh_or_default(mesh), progress=False)
     if not config.anchor.enabled:
         return None
     return load_or_build_anchors(config, dataset, mesh)

@@ -60,7 +60,8 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
 
         nuisance = nuisance_report(dataset, probs_last, labels, config.dataset.name, seed=int(config.seed))
         write_nuisance(trained.workdir, nuisance)
-        write_report_cams(trained.workdir, trained.module, last.variables, config, dataset, probs_last, anchors)
+        if config.get("method") != "temi":  # a head on frozen features has no image layers to explain
+            write_report_cams(trained.workdir, trained.module, last.variables, config, dataset, probs_last, anchors)
         result["nuisance_warnings"] = nuisance["warnings"]
     return result
 

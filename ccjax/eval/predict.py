@@ -66,7 +66,11 @@ def predict_files(workdir: str, paths: list[str], batch_size: int = 256):
         return np.zeros((0, k), np.float32), ok, skipped
     restored = trained.restore_latest()
     anchors = None
-    if trained.config.anchor.enabled:
+    if trained.config.get("method") == "temi":  # the same frozen encoder embeds the new images
+        from ccjax.features import embed_new_images
+
+        anchors = embed_new_images(trained.config, images, trained.mesh)
+    elif trained.config.anchor.enabled:
         from ccjax.clip import embed_images
 
         anchors = embed_images(trained.config, images, trained.mesh)

@@ -59,6 +59,13 @@ def build_model(config, num_clusters: int) -> nn.Module:
     heads for `num_clusters` clusters."""
     m = config.model
     dtype = compute_dtype(config)
+    if config.get("method") == "temi":  # heads on frozen features (ccjax/methods/temi/heads.py)
+        from ccjax.methods.temi.heads import TemiModel
+
+        t = config.temi
+        return TemiModel(num_clusters=num_clusters, num_heads=t.num_heads, hidden_dim=t.hidden_dim,
+                         bottleneck_dim=t.bottleneck_dim, nlayers=t.nlayers, teacher_temp=t.teacher_temp,
+                         l2_norm=t.l2_norm)
     if m.backbone == "vit":
         from ccjax.models.vit import build_vit_model
 

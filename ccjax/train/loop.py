@@ -121,6 +121,10 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     Returns the final metrics, or {'stopped_at_step': s} when the run stopped
     early (SIGTERM, or `stop_at_epoch`) after saving a checkpoint.
     """
+    if config.method == "temi":  # heads on cached frozen features: their own small loop
+        from ccjax.methods.temi.train import train_temi
+
+        return train_temi(config, workdir, stop_at_epoch)
     validate(config)  # every field, before anything is opened or created
     with rundir.lock(workdir):  # one run per workdir, taken before anything in it is touched
         rundir.check(workdir, config)
