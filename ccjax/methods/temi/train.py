@@ -29,8 +29,10 @@ def _adopt_run_dataset(config) -> None:
 
     dataset_cfg = run_dataset_config(config.features.source)
     if dataset_cfg is not None:
+        k = config.dataset.num_clusters  # the K asked for here, not the run's
         config.unlock()
         config.dataset = dataset_cfg
+        config.dataset.num_clusters = k
         config.lock()
 
 
