@@ -17,5 +17,17 @@ from common import temi_preset  # noqa: E402
 
 def get_config():
     c = temi_preset("run:runs/cc_digits")
-    c.temi.embed_norm = True  # a contrastive backbone's h is not centred: standardise each dimension
+    # Sized for a run's own features (a few hundred dimensions, thousands of images): 4 heads of
+    # 128 -> 64, learning rate 1e-3 held constant after 5 warm-up epochs, 300 epochs; features
+    # L2-normalised (the backbone's h are not unit-norm; the kNN pairs use cosine). On cc_digits:
+    # docs/temi.md, "Re-clustering a finished run".
+    c.temi.num_heads = 4
+    c.temi.hidden_dim = 128
+    c.temi.bottleneck_dim = 64
+    c.temi.l2_norm = True
+    c.learning_rate = 1e-3
+    c.temi.min_learning_rate = 1e-3
+    c.warmup_epochs = 5
+    c.num_epochs = 300
+    c.checkpoint.every_epochs = 50
     return c

@@ -43,6 +43,9 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         rows, trained_k = suggest_k_for_run(workdir, parse_range(suggest_k))
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
+        fast = recluster_advice(workdir, best_k(rows), trained_k)
+        if fast:
+            print(fast)
         print(retrain_advice(workdir, best_k(rows), trained_k))
         return
     from ccjax.eval.evaluation import evaluate_workdir, print_summary
@@ -54,6 +57,19 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         print(f"ccjax: best-by-training-loss checkpoint (step {b['step']}): "
               f"ACC {b['acc']:.4f}  NMI {b['nmi']:.4f}  ARI {b['ari']:.4f}")
     print(f"ccjax: report written to {os.path.join(workdir, REPORT_DIR)}")
+
+
+def recluster_advice(workdir: str, k: int, trained_k: int) -> str | None:
+    """The fast path to K clusters: TEMI's heads on this run's backbone features (docs/temi.md), in seconds."""
+    if k == trained_k:
+        return None
+    import shlex
+
+    target = f"{workdir.rstrip(os.sep)}_temi_k{k}"
+    command = ("python -m ccjax train --config=configs/temi_run.py "
+               f"--config.features.source={shlex.quote('run:' + workdir)} --config.dataset.num_clusters={k} "
+               f"--workdir={shlex.quote(target)}")
+    return f"ccjax: fast path, no retraining: re-cluster this run's features into K = {k} (seconds):\n  {command}"
 
 
 def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
