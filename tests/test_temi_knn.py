@@ -33,3 +33,18 @@ def test_exact_knn_matches_brute_force_sharded_and_single_device():
     one_i, one_s = exact_knn(x, 5, make_mesh(jax.devices()[:1]), query_block=64, key_chunk=64)
     np.testing.assert_array_equal(one_i, got_i)
     np.testing.assert_allclose(one_s, got_s, atol=1e-6)
+
+
+def test_suggest_k_fast_path_command_names_the_run_and_the_new_k():
+    """The fast path `evaluate --suggest_k` prints: TEMI on this run's features with the suggested K
+    (wrong: another run's features, the old K, or advice when the suggested K is the run's own)."""
+    import shlex
+
+    from ccjax.cli.evaluate import recluster_advice
+
+    assert recluster_advice("runs/my run", 10, 10) is None
+    line = recluster_advice("runs/my run", 12, 10).splitlines()[-1]
+    argv = shlex.split(line)
+    assert argv[:5] == ["python", "-m", "ccjax", "train", "--config=configs/temi_run.py"]
+    assert "--config.features.source=run:runs/my run" in argv
+    assert "--config.dataset.num_clusters=12" in argv and "--workdir=runs/my run_temi_k12" in argv

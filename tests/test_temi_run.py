@@ -59,6 +59,7 @@ def _params(workdir):
     return load_trained(workdir).restore_latest().variables
 
 
+@pytest.mark.slow
 def test_temi_on_a_run_resumes_exactly_and_predicts_like_it_evaluates(digits_run, tmp_path):
     from ccjax.eval.assign import model_outputs
     from ccjax.eval.evaluation import evaluate_workdir
