@@ -19,11 +19,12 @@ def get_config():
     c = temi_preset("run:runs/cc_digits")
     # Sized for a run's own features (a few hundred dimensions, thousands of images): the official
     # 16 heads, each 128 -> 64, learning rate 1e-3 held constant after 5 warm-up epochs, 300 epochs; features
-    # L2-normalised (the backbone's h are not unit-norm; the kNN pairs use cosine). On cc_digits:
+    # standardised and L2-normalised. On cc_digits:
     # docs/temi.md, "Re-clustering a finished run".
     c.temi.hidden_dim = 128
     c.temi.bottleneck_dim = 64
-    c.temi.l2_norm = True
+    c.temi.embed_norm = True  # standardise each dimension (the dataset's mean / std), then
+    c.temi.l2_norm = True  # L2-normalise: the backbone's h are neither centred nor unit-norm
     c.learning_rate = 1e-3
     c.temi.min_learning_rate = 1e-3
     c.warmup_epochs = 5
