@@ -79,20 +79,13 @@ def train_temi(config, workdir: str, stop_at_epoch: int | None = None) -> dict:
         return _train(config, workdir, stop_at_epoch)
 
 
-def _train(config, workdir: str, stop_at_epoch: int | None) -> dict:
+def _prepare(config, workdir: str, mesh):
+    """(dataset, K, steps per epoch, features [N, D], kNN [N, k], seconds to get the features);
+    checks the data against the config before anything is written."""
     from ccjax.data import open_dataset
     from ccjax.features import load_features
-    from ccjax.methods.temi.step import make_train_epoch, set_best_head
-    from ccjax.run.checkpoint import Checkpointer
-    from ccjax.run.log import RunLog
-    from ccjax.runtime.mesh import check_batch_size, make_mesh, replicated
-    from ccjax.runtime.preemption import StopRequest
-    from ccjax.train.loop import TrainingDiverged, resolve_num_clusters
-    from ccjax.train.state import train_state_spec
-    from ccjax.models import build_model
+    from ccjax.train.loop import resolve_num_clusters
 
-    mesh = make_mesh()
-    check_batch_size(config.batch_size, mesh)
     dataset = open_dataset(config.dataset)
     k = resolve_num_clusters(config, dataset)
     n = dataset.num_examples
@@ -103,7 +96,23 @@ def _train(config, workdir: str, stop_at_epoch: int | None) -> dict:
     t0 = time.time()
     feats = load_features(config, dataset, mesh, progress=config.progress_bar)
     embed_s = time.time() - t0
-    knn = _knn(workdir, feats, config, mesh)
+    return dataset, k, spe, feats, _knn(workdir, feats, config, mesh), embed_s
+
+
+def _train(config, workdir: str, stop_at_epoch: int | None) -> dict:
+    from ccjax.methods.temi.step import make_train_epoch, set_best_head
+    from ccjax.models import build_model
+    from ccjax.run.checkpoint import Checkpointer
+    from ccjax.run.log import RunLog
+    from ccjax.runtime.mesh import check_batch_size, make_mesh, replicated
+    from ccjax.runtime.preemption import StopRequest
+    from ccjax.train.loop import TrainingDiverged
+    from ccjax.train.state import train_state_spec
+
+    mesh = make_mesh()
+    check_batch_size(config.batch_size, mesh)
+    dataset, k, spe, feats, knn, embed_s = _prepare(config, workdir, mesh)
+    n = dataset.num_examples
     rundir.write_config(workdir, config)
     info = {"dataset": config.dataset.name, "num_examples": n, "image_shape": list(dataset.image_shape),
             "num_clusters": k, "class_names": dataset.class_names, "anchor_dim": int(feats.shape[1])}
