@@ -26,7 +26,7 @@ OWN_FLAGS = {
     "bench": ["config", "json"],
     "report": ["workdir"],
 }
-# The entry module the README documents: python -m ccjax.main runs COMMANDS["train"].
+# The entry module the README documents, kept for the scripts that name it: python -m ccjax.main runs COMMANDS["train"].
 ENTRY_MODULES = {"main": "train"}  # the one entry module kept (users' scripts name python -m ccjax.main)
 
 
