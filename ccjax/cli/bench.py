@@ -82,6 +82,11 @@ def benchmark(config) -> dict:
     from ccjax.config import validate
 
     validate(config)
+    if config.method == "temi":  # no image step to time: its heads train on cached features
+        raise UserError("ccjax bench times the image train step, which method=temi does not have (its heads "
+                        "train on cached frozen features): time TEMI with `python tools/temi_benchmark.py "
+                        "--what=head` (also embed, knn, kmeans; docs/benchmarks.md), or bench a cc/gecc/vtcc/"
+                        "mfavbs config")
     run, spec = build_run(config)
     state = run.setup.init_state()
     batches = run.batches
