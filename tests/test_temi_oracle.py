@@ -1,9 +1,12 @@
 """TEMI and the k-means baseline on features from a known mixture: the synthetic oracle.
 
-Five Gaussians around random unit vectors in 16-d, unequal sizes. Well separated (sigma 0.05): both
-recover the clusters (ACC ~1). Overlapping (sigma 0.3): both come within 0.02 of the Bayes rate,
-the accuracy of the exact Bayes classifier argmax_k pi_k N(x; mu_k, sigma^2 I) on the same sample.
-(With sizes 5:1 instead of 1.7:1, TEMI merges the two smallest components: docs/temi.md reports it.)
+Five Gaussians around random unit vectors in 16-d, unequal sizes. Well separated (sigma 0.05, Bayes
+rate 1): both recover the clusters, ACC >= 0.99 (measured: 1.000 both). Overlapping (sigma 0.3):
+both come within 0.02 of the Bayes rate, the accuracy of the exact Bayes classifier
+argmax_k pi_k N(x; mu_k, sigma^2 I) on the same sample. Not every draw does as well: over 22 draws of
+the well-separated mixture (data seed x head seed) TEMI stayed below 0.99 in 4 (a merged or split
+component; k-means 1.000 in all 22), and with sizes 5:1 in the overlapping case TEMI merges the two
+smallest components: docs/temi.md reports both.
 
 Wrong implementations caught: a loss whose gradient does not pull neighbours together (wrong sign,
 teacher not detached, p_h used as a multiplier) stays near chance; pairs drawn from random examples
@@ -57,7 +60,10 @@ def _temi_acc(x, y):
 
 
 @pytest.mark.parametrize("sigma,sizes,tolerance", [
-    (0.05, [40, 80, 120, 160, 200], 0.02),  # well separated, sizes 5:1
+    # Well separated, sizes 5:1, Bayes rate 1: ACC near 1. 0.01 is 6 of the 600 points, a few
+    # stragglers of a finite training run; a merged or split component costs at least the smallest
+    # one's share (40 / 600 = 0.067), so any wrong structure fails.
+    (0.05, [40, 80, 120, 160, 200], 0.01),
     (0.3, [90, 105, 120, 135, 150], 0.02),  # overlapping: Bayes rate ~0.99
 ])
 def test_temi_and_kmeans_reach_the_bayes_rate(sigma, sizes, tolerance):
