@@ -50,6 +50,7 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         write_suggest_k(workdir, rows)
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.report.suggest_k_advice import record, suggest_k_verdict
         from ccjax.run.command_line import recluster_advice
         from ccjax.run.rundir import load_run_config
