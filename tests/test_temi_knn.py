@@ -37,12 +37,15 @@ def test_exact_knn_matches_brute_force_sharded_and_single_device():
 
 def test_suggest_k_fast_path_command_names_the_run_and_the_new_k():
     """The fast path `evaluate --suggest_k` prints: TEMI on this run's features with the suggested K
-    (wrong: another run's features, the old K, or advice when the suggested K is the run's own)."""
+    (wrong: another run's features, the old K, or advice when the suggested K is the run's own or the run
+    is itself TEMI on frozen features, which a run: source refuses)."""
     import shlex
 
     from ccjax.run.command_line import recluster_advice
 
     assert recluster_advice("runs/my run", 10, 10) is None
+    assert recluster_advice("runs/my run", 12, 10, "temi") is None  # a TEMI run's features: no run: source
+    assert recluster_advice("runs/my run", 12, 10, "cc") is not None
     line = recluster_advice("runs/my run", 12, 10).splitlines()[-1]
     argv = shlex.split(line)
     assert argv[:5] == ["python", "-m", "ccjax", "train", "--config=configs/temi_run.py"]
