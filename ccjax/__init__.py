@@ -1,6 +1,6 @@
-"""ccjax: contrastive image clustering (CC, GeCC, VTCC, MFAVBs-CC) in JAX/Flax.
+"""ccjax: contrastive image clustering (CC, GeCC, VTCC, MFAVBs-CC) in JAX/Flax, and TEMI's heads on frozen features.
 
-The layout (cli/, train/, report/, eval/, explain/, clip/, results/, run/, data/, methods/, models/,
+The layout (cli/, train/, report/, eval/, explain/, features/, clip/, results/, run/, data/, methods/, models/,
 augment/, runtime/) and the contracts between its parts are in docs/architecture.md.
 """
 

@@ -18,6 +18,7 @@ from ccjax.data.masking import mask_noise_of
 from ccjax.data.opening import in_memory_mode
 from ccjax.errors import UserError
 from ccjax.methods import METHODS, check_method_config
+from ccjax.methods.temi import features_config, temi_config
 from ccjax.models import check_model_config
 
 __all__ = [
@@ -31,7 +32,7 @@ BENCH_DATA = ("synthetic", "real")
 
 def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.method = "cc"  # cc | gecc | vtcc | mfavbs: the objective (ccjax/methods/; VTCC and MFAVBs-CC train with CC's)
+    c.method = "cc"  # cc | gecc | vtcc | mfavbs | temi (a head on frozen features): the objective (ccjax/methods/; VTCC and MFAVBs-CC train with CC's)
     c.seed = 0
     c.dtype = "float32"  # float32 | bfloat16 (activations and matmuls; params and losses stay float32)
 
@@ -107,6 +108,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.augment = augment_config()
     c.augment2 = augment_overrides_config()
 
+    # method=temi: a head on frozen features (ccjax/features/, ccjax/methods/temi/, docs/temi.md)
+    c.features = features_config()
+    c.temi = temi_config()
+
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 512
     c.eval.every_epochs = 0  # also evaluate during training every N epochs (0 = only at the end)
@@ -163,7 +168,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     (ccjax/methods/, e.g. gecc.*), a backbone's by its model module
     (ccjax/models/, e.g. model.vit.*), the augmentation fields by AugmentParams.
     What depends on the data (num_clusters against the number of examples) is
-    checked once the dataset is open (ccjax.train.loop.resolve_num_clusters).
+    checked once the dataset is open (ccjax.train.checks.resolve_num_clusters).
     """
     for field, low, inclusive, hint in _NUMERIC_FIELDS:
         value = _number(config, field)

@@ -159,3 +159,23 @@ def imagenet_scale_config(method: str, dataset: str) -> ml_collections.ConfigDic
         c.gecc.reference = "cdsm"
         c.gecc.weights = "both"
     return c
+
+
+def temi_preset(source: str) -> ml_collections.ConfigDict:
+    """The settings of configs/temi_*.py: TEMI's heads on frozen features (`features.source`).
+
+    The official README's command for CIFAR (16 heads, beta 0.6, 50 neighbours, AdamW 1e-4 x batch/256
+    with weight decay 1e-4, 20 warm-up epochs, 100 epochs, teacher EMA 0.996, temperatures 0.1), at
+    batch 256 (the official 1024 suits 50,000 images; a few thousand photos need more steps per epoch).
+    """
+    c = get_base_config()
+    c.method = "temi"
+    c.features.source = source
+    c.batch_size = 256
+    c.num_epochs = 100
+    c.learning_rate = 1e-4
+    c.warmup_epochs = 20
+    c.weight_decay = 1e-4
+    c.checkpoint.every_epochs = 10
+    c.eval.batch_size = 256
+    return c

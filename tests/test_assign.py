@@ -15,7 +15,8 @@ import pytest
 from ccjax.augment import augment_config, preprocess_eval
 from ccjax.config import get_base_config
 from ccjax.data.labels import dataset_labels
-from ccjax.eval.assign import assign_clusters, evaluate_assignments, model_outputs
+from ccjax.eval.assign import assign_clusters, evaluate_assignments
+from ccjax.run.load import model_outputs
 from ccjax.runtime.mesh import make_mesh
 from fakes import array_dataset, streamed_dataset
 

@@ -82,3 +82,14 @@ def test_device_peak_flops_matches_the_device_kind_and_dtype():
     assert device_peak_flops(h100, "float32") == 494e12  # TF32 tensor cores at XLA's default precision
     assert device_peak_flops(SimpleNamespace(device_kind="TPU v5 lite"), "bfloat16") == 197e12
     assert device_peak_flops(SimpleNamespace(device_kind="cpu"), "float32") is None
+
+
+def test_bench_of_a_temi_config_is_one_user_error_naming_the_temi_benchmark():
+    """TEMI has no image train step: bench stops before building anything, with the tool that times it
+    (wrong: a traceback from tracing the image step, NotImplementedError or a ValueError at init)."""
+    from ccjax.errors import UserError
+
+    for name in ("temi_images", "temi_run"):
+        with pytest.raises(UserError, match=r"method=temi.*tools/temi_benchmark\.py") as e:
+            benchmark(load_config(name))
+        assert "\n" not in str(e.value)

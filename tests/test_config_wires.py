@@ -5,7 +5,9 @@ For each field the test changes its value and checks that the component changes 
   view_augment_config -> augment_batch inside the objective), with view 2 inheriting view 1's
   value unless augment2 sets its own; an augment2 field moves view 2 only;
 - model.*, anchor.enabled/project, dtype: the built model's parameter shapes, or its outputs;
-- method, loss.*, gecc.*: the loss of the method's objective on one fixed batch, key and model.
+- method, loss.*, gecc.*: the loss of the method's objective on one fixed batch, key and model;
+- temi.*: the heads' parameter shapes, or two epochs of TEMI on fixed features (the last epoch's
+  per-head losses and the final clustering), through fit_features, the path the run's pieces share.
 
 Fields read elsewhere or only for bookkeeping are listed below with where and why, so that a new
 field fails `test_every_field_is_classified` until someone says what it reaches.
@@ -28,7 +30,7 @@ from ccjax.models import build_model
 from ccjax.run.rundir import BOOKKEEPING_FIELDS, flatten
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ("method", "dtype", "model.", "anchor.", "loss.", "gecc.", "augment.", "augment2.")
+SECTIONS = ("method", "dtype", "model.", "anchor.", "loss.", "gecc.", "augment.", "augment2.", "temi.", "features.")
 
 # field -> (the base changes that let it act, its new value)
 AUGMENT_CASES = {
@@ -83,6 +85,30 @@ METHOD_CASES = {
     "gecc.schedule_stages": ({"method": "gecc"}, 1),  # t: 0.1 -> 1 at epoch 0 of 10
     "gecc.positions": ({"method": "gecc", "gecc.schedule_stages": 1, "model.backbone": "vit"}, "stem_and_stages"),
 }
+# temi field -> (base changes, new value): the heads' parameter shapes must change
+TEMI_SHAPE_CASES = {
+    "temi.num_heads": ({}, 3),
+    "temi.hidden_dim": ({}, 12),
+    "temi.bottleneck_dim": ({}, 6),
+    "temi.nlayers": ({}, 3),
+}
+# temi field -> (base changes, new value): two epochs of TEMI on fixed features must change
+TEMI_CASES = {
+    "temi.beta": ({}, 1.0),
+    "temi.student_temp": ({}, 0.2),
+    "temi.teacher_temp": ({"temi.warmup_teacher_temp_epochs": 0}, 0.2),
+    "temi.warmup_teacher_temp": ({}, 0.05),  # epoch 0 of a 30-epoch warm-up
+    "temi.warmup_teacher_temp_epochs": ({"temi.warmup_teacher_temp": 0.05}, 0),
+    "temi.momentum_teacher": ({}, 0.5),
+    "temi.max_momentum_teacher": ({}, 0.5),
+    "temi.probs_momentum": ({}, 0.5),
+    "temi.freeze_last_layer_epochs": ({}, 0),
+    "temi.min_learning_rate": ({}, 0.0),
+    "temi.embed_norm": ({}, True),
+    "temi.l2_norm": ({}, True),
+    "temi.positive_pmi": ({}, True),
+    "temi.knn": ({}, 3),
+}
 # Read elsewhere, with the test that shows it (the file and test must exist).
 ELSEWHERE = {
     "anchor.model": ("the CLIP encoder that computes the anchors (ccjax/clip/)",
@@ -90,11 +116,21 @@ ELSEWHERE = {
     "model.vit.bn_unbiased_running_var": (
         "the running variance a training step leaves (outputs in train mode do not change)",
         "tests/test_official_goldens.py::test_released_vit_train_matches_including_running_statistics"),
+    "features.source": ("the frozen encoder whose features TEMI clusters (ccjax/features/encoders.py)",
+                        "tests/test_temi_run.py::test_clip_source_is_the_anchor_embedding"),
+    "temi.kmeans_baseline": ("the k-means baseline in metrics.json (ccjax/train/temi.py)",
+                             "tests/test_temi_run.py::test_temi_on_a_run_resumes_exactly_and_predicts_like_it_evaluates"),
 }
-# Only bookkeeping: how the anchors are computed or where they are cached, not what they are.
+# Only bookkeeping: how the anchors or features are computed or where they are cached, not what they are.
 BOOKKEEPING = {
     "anchor.batch_size": "images per step of the anchor pass",
     "anchor.cache_dir": "where the anchor cache is kept",
+    "features.batch_size": "images per step of the features pass",
+    "features.cache_dir": "where the features cache is kept",
+    # exact kNN: the same neighbours for any block and chunk (tests/test_temi_knn.py), and a run
+    # reads its kNN back from <workdir>/knn.npz, keyed by the features and temi.knn only
+    "temi.knn_query_block": "queries per block of the exact kNN",
+    "temi.knn_key_chunk": "keys per chunk of the exact kNN",
 }
 
 
@@ -105,7 +141,7 @@ def section_fields() -> set[str]:
 
 def test_every_field_is_classified():
     cases = {f"augment.{k}" for k in AUGMENT_CASES} | {f"augment2.{k}" for k in AUGMENT_CASES}
-    cases |= set(MODEL_CASES) | set(METHOD_CASES)
+    cases |= set(MODEL_CASES) | set(METHOD_CASES) | set(TEMI_SHAPE_CASES) | set(TEMI_CASES)
     assert not cases & (set(ELSEWHERE) | set(BOOKKEEPING))
     assert section_fields() == cases | set(ELSEWHERE) | set(BOOKKEEPING), (
         "a config field is neither checked here nor classified: add a case or say where it is read")
@@ -256,3 +292,52 @@ def test_method_field_changes_the_loss(field):
     after = method_loss({**setup, field: value})
     assert np.isfinite(before) and np.isfinite(after)
     assert not np.isclose(before, after, rtol=1e-6, atol=0), f"{field} does not change the loss"
+
+
+# ----------------------------------------------------------------------------- TEMI's heads on frozen features
+FEATURES = np.random.default_rng(2).normal(size=(32, 6)).astype(np.float32) + 0.5  # offset: embed_norm acts
+
+
+def temi_config(changes: dict):
+    c = get_base_config()
+    c.method = "temi"
+    c.batch_size = 16  # 2 steps per epoch
+    c.num_epochs = 2
+    c.learning_rate = 1e-2
+    c.temi.update(num_heads=2, hidden_dim=8, bottleneck_dim=4, knn=4)
+    for field, value in changes.items():
+        set_field(c, field, value)
+    return c
+
+
+@pytest.mark.parametrize("field", sorted(TEMI_SHAPE_CASES))
+def test_temi_field_changes_the_heads(field):
+    def shapes(changes):
+        module = build_model(temi_config(changes), num_clusters=3)
+        init = functools.partial(module.init, views=[None], anchors=jnp.zeros((2, 6)), train=False)
+        return jax.tree.map(lambda x: x.shape, jax.eval_shape(init, jax.random.key(0)))
+
+    setup, value = TEMI_SHAPE_CASES[field]
+    assert shapes({**setup, field: value}) != shapes(setup), f"{field} does not change the heads"
+
+
+@functools.lru_cache(maxsize=None)
+def _temi_result(items: tuple) -> np.ndarray:
+    """The last epoch's per-head losses and the final cluster probabilities of two TEMI epochs on
+    FEATURES (exact kNN, fixed seed), un-jitted: each config would compile its own epoch otherwise."""
+    from ccjax.runtime.mesh import make_mesh
+    from ccjax.train.temi import assign_features, fit_features
+
+    with jax.disable_jit():
+        state, module, losses = fit_features(temi_config(dict(items)), FEATURES, 3, make_mesh(jax.devices()[:1]))
+        probs = assign_features(module, state, FEATURES)
+    return np.concatenate([np.asarray(losses, np.float32).ravel(), probs.ravel()])
+
+
+@pytest.mark.parametrize("field", sorted(TEMI_CASES))
+def test_temi_field_changes_training(field):
+    setup, value = TEMI_CASES[field]
+    before = _temi_result(tuple(sorted(setup.items())))
+    after = _temi_result(tuple(sorted({**setup, field: value}.items())))
+    assert np.isfinite(before).all() and np.isfinite(after).all()
+    assert differs(after, before), f"{field} does not change TEMI's training or its clustering"

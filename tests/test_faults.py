@@ -285,7 +285,7 @@ def test_bad_value_on_the_command_line_creates_nothing(tmp_path):
 
 def test_num_clusters_against_the_data(capfd):
     from ccjax.data.dataset import ImageDataset
-    from ccjax.train.loop import resolve_num_clusters
+    from ccjax.train.checks import resolve_num_clusters
 
     ds = ImageDataset.synthetic(50, (8, 8, 1), num_classes=5)
     config = tiny_digits_config()

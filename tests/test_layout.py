@@ -17,6 +17,7 @@ FLOORS = [
     {"train"},
     {"report", "results"},
     {"eval", "explain"},
+    {"features"},
     {"clip"},
     {"run"},
     {"config"},

@@ -430,7 +430,8 @@ def test_paper_config_holds_paper_value(name, row):
 def test_every_paper_config_has_a_row():
     on_disk = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))}
     beyond_the_papers = ("_digits", "_images", "_imagenet50", "_imagenet100", "_imagenet200", "_imagenet1k",
-                         "_released")  # mfavbs_released: the released code's model, tests/test_official_goldens.py
+                         "_released",  # mfavbs_released: the released code's model, tests/test_official_goldens.py
+                         "temi_run")  # temi_run: TEMI on a finished ccjax run's features, no paper setting
     presets = {"common"}  # configs/common.py: the presets the config files build on, no config itself
     on_disk -= presets
     paper_configs = {n for n in on_disk if not n.endswith(beyond_the_papers) and not n.startswith("_")}

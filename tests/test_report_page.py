@@ -218,6 +218,7 @@ def test_the_report_command_rebuilds_the_same_page_without_the_model(pages, tmp_
 
     monkeypatch.setattr(ccjax.run.load, "load_trained", no_model)
     monkeypatch.setattr(ccjax.eval.assign, "model_outputs", no_model)
+    monkeypatch.setattr(ccjax.run.load, "model_outputs", no_model)
     monkeypatch.setattr(ccjax.eval.assign, "assign_clusters", no_model)
     path = report(copy)
     with open(path) as f, open(os.path.join(original, "report", "index.html")) as g:

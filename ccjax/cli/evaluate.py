@@ -50,10 +50,16 @@ def evaluate(workdir: str | None, suggest_k: str | None) -> None:
         write_suggest_k(workdir, rows)
         print(format_table(rows, trained_k))
         print(f"ccjax: suggest_k.json and suggest_k.png written to {os.path.join(workdir, REPORT_DIR)}")
+        # imported when the command runs: its --help answers without loading the library
         from ccjax.report.suggest_k_advice import record, suggest_k_verdict
+        from ccjax.run.command_line import recluster_advice
+        from ccjax.run.rundir import load_run_config
 
         verdict = suggest_k_verdict(workdir, best_k(rows), trained_k)  # the cue probe's flag, when it warned
         record(workdir, verdict)
+        fast = recluster_advice(workdir, best_k(rows), trained_k, load_run_config(workdir).get("method"))
+        if fast and not verdict["flagged"]:  # a flagged run's features follow the cue: re-clustering them would too
+            print(fast)
         print(verdict["line"] + (f"\n  {verdict['command']}" if verdict["command"] else ""),
               file=sys.stderr if verdict["flagged"] else sys.stdout)
         return

@@ -2,7 +2,8 @@
 
 Each image is decoded as preparation does (ccjax.data.images.load_image) into
 the training data's storage format; unreadable files are skipped and reported.
-When the run's method uses a CLIP anchor, the CLIP encoder embeds the new images.
+When the run's method uses a CLIP anchor, the CLIP encoder embeds the new images; for method=temi,
+the run's frozen encoder (features.source) does.
 `format_warning` says when the new images are not like the training images (colour
 against grayscale, or a very different size where the training images kept their own),
 and `low_confidence` marks images that no cluster claims much more than a uniform guess.
@@ -17,12 +18,12 @@ import os
 import numpy as np
 from PIL import Image
 
-from ccjax.clip import embed_images
 from ccjax.data.catalog import TFDS_CATALOG
 from ccjax.data.dataset import ImageDataset
 from ccjax.data.images import load_image
 from ccjax.errors import UserError
 from ccjax.eval.assign import assign_clusters
+from ccjax.features import new_image_inputs
 from ccjax.run.load import load_trained
 from ccjax.run.rundir import write_atomic
 
@@ -67,9 +68,7 @@ def predict_files(workdir: str, paths: list[str], batch_size: int = 256):
     if not ok:
         return np.zeros((0, k), np.float32), ok, skipped
     restored = trained.restore_latest()
-    anchors = None
-    if trained.config.anchor.enabled:
-        anchors = embed_images(trained.config, images, trained.mesh)
+    anchors = new_image_inputs(trained.config, images, trained.mesh)  # TEMI's encoder's features, or CLIP anchors
     n_dev = trained.mesh.devices.size
     config = trained.config
     config.unlock()

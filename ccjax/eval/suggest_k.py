@@ -28,11 +28,10 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from ccjax.clip import load_anchors
 from ccjax.data import open_dataset
 from ccjax.errors import UserError
-from ccjax.eval.assign import model_outputs
-from ccjax.run.load import load_trained
+from ccjax.features import run_inputs
+from ccjax.run.load import load_trained, model_outputs
 
 MAX_EXAMPLES = 10000
 
@@ -91,7 +90,7 @@ def suggest_k_for_run(workdir: str, ks: list[int], progress: bool = True) -> tup
     data; returns (rows, the run's own K)."""
     trained = load_trained(workdir)
     dataset = open_dataset(trained.config.dataset)
-    anchors = load_anchors(trained.config, dataset, trained.mesh)
+    anchors = run_inputs(trained.config, dataset, trained.mesh)  # CLIP anchors, or TEMI's features
     variables = trained.restore_latest().variables
     z = model_outputs(trained.module, variables, trained.config, dataset, trained.mesh, anchors, "z", progress)
     rows = suggest_k(z, ks, seed=int(trained.config.seed))

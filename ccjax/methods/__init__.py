@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from ccjax.errors import UserError
 from ccjax.methods import cc
+from ccjax.methods import temi
 from ccjax.methods.gecc import objective as gecc
 
-METHODS = {"cc": cc, "gecc": gecc, "vtcc": cc, "mfavbs": cc}
+METHODS = {"cc": cc, "gecc": gecc, "vtcc": cc, "mfavbs": cc, "temi": temi}
 
 
 def method_objective(config):

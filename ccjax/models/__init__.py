@@ -18,6 +18,7 @@ from ccjax.models.convnet import ConvNet, check_convnet_config
 from ccjax.models.heads import ClusteringHeads
 from ccjax.models.layers import DTYPES, compute_dtype
 from ccjax.models.resnet import RESNETS, ResNet, build_resnet, check_resnet_config
+from ccjax.models.temi_heads import TemiModel
 from ccjax.models.vit import build_vit_model, validate_vit_config
 
 BACKBONES = (*RESNETS, "convnet", "vit")
@@ -50,6 +51,11 @@ def build_model(config, num_clusters: int) -> nn.Module:
     heads for `num_clusters` clusters."""
     m = config.model
     dtype = compute_dtype(config)
+    if config.get("method") == "temi":  # TEMI's heads on frozen features (temi_heads.py)
+        t = config.temi
+        return TemiModel(num_clusters=num_clusters, num_heads=t.num_heads, hidden_dim=t.hidden_dim,
+                         bottleneck_dim=t.bottleneck_dim, nlayers=t.nlayers, teacher_temp=t.teacher_temp,
+                         l2_norm=t.l2_norm)
     if m.backbone == "vit":
         return build_vit_model(config, num_clusters)
     if m.backbone == "convnet":

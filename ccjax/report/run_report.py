@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 
-from ccjax.clip import load_anchors
 from ccjax.data import open_dataset
 from ccjax.eval.evaluation import score_run
 from ccjax.explain.nuisance import nuisance_report
+from ccjax.features import run_inputs
 from ccjax.report.cam_figures import write_report_cams
 from ccjax.report.nuisance import write_nuisance
 from ccjax.report.page import run_verdicts, write_page_for_dataset
@@ -28,7 +28,7 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
                  progress: bool = True) -> dict:
     """Metrics of the last and of the best-by-training-loss checkpoints; writes metrics.json and the report.
 
-    `dataset` (and `anchors` [N, A] for a run with the CLIP anchor) is the training data;
+    `dataset` (and `anchors` [N, A] for a run with the CLIP anchor, TEMI's features [N, D]) is the training data;
     `last` the final variables when the caller has them (training), else the newest checkpoint's.
     """
     scored = score_run(trained, dataset, anchors, last, progress)
@@ -44,8 +44,9 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
         nuisance = nuisance_report(dataset, scored.probs_last, scored.labels, config.dataset.name,
                                    seed=int(config.seed), collapsed=verdict["degenerate"])
         write_nuisance(trained.workdir, nuisance)
-        write_report_cams(trained.workdir, trained.module, scored.last.variables, config, dataset,
-                          scored.probs_last, anchors)
+        if config.get("method") != "temi":  # a head on frozen features has no image layers to explain
+            write_report_cams(trained.workdir, trained.module, scored.last.variables, config, dataset,
+                              scored.probs_last, anchors)
         write_page_for_dataset(trained.workdir, dataset, verdict)  # report/index.html, after every figure
         result["verdict_warnings"] = verdict["lines"]
         result["nuisance_warnings"] = nuisance["warnings"]
@@ -53,8 +54,9 @@ def evaluate_run(trained: TrainedModel, dataset, anchors=None, last: Restored | 
 
 
 def evaluate_workdir(workdir: str, progress: bool = True) -> dict:
-    """`python -m ccjax evaluate`: the run in `workdir` re-evaluated on its training data (cached anchors)."""
+    """`python -m ccjax evaluate`: the run in `workdir` re-evaluated on its training data (cached anchors,
+    or for method=temi its cached features)."""
     trained = load_trained(workdir)  # the model only: no training batches, no optimiser
     dataset = open_dataset(trained.config.dataset)
-    anchors = load_anchors(trained.config, dataset, trained.mesh)
+    anchors = run_inputs(trained.config, dataset, trained.mesh)
     return evaluate_run(trained, dataset, anchors, progress=progress)

@@ -1,6 +1,6 @@
 """The `ccjax train` command line that recreates a run's config: its nearest config file plus one
 `--config.<field>=value` per field that differs (what `evaluate --suggest_k` prints to retrain with
-another K).
+another K); and `recluster_advice`, the fast path it prints beside: TEMI on the run's own features.
 
 A run stores its whole config (config.json), not the file and flags it came from; the config file
 whose fields differ from it in the fewest places, plus those fields as flags, gives the same config.
@@ -109,3 +109,15 @@ def retrain_advice(workdir: str, k: int, trained_k: int) -> str:
         return f"ccjax: the suggested K = {k} is this run's K; no need to retrain"
     command = train_command(workdir, {"dataset.num_clusters": k}, workdir_for_k(workdir, k))
     return f"ccjax: to retrain with the suggested K = {k} (this run: K = {trained_k}) in a new workdir:\n  {command}"
+
+
+def recluster_advice(workdir: str, k: int, trained_k: int, method: str | None = None) -> str | None:
+    """The fast path to K clusters: TEMI's heads on this run's backbone features (docs/temi.md), in seconds.
+    None when K is the run's own, or when the run is itself TEMI on frozen features (`method`)."""
+    if k == trained_k or method == "temi":
+        return None
+    target = f"{workdir.rstrip(os.sep)}_temi_k{k}"
+    command = ("python -m ccjax train --config=configs/temi_run.py "
+               f"--config.features.source={shlex.quote('run:' + workdir)} --config.dataset.num_clusters={k} "
+               f"--workdir={shlex.quote(target)}")
+    return f"ccjax: fast path, no retraining: re-cluster this run's features into K = {k} (seconds):\n  {command}"

@@ -3,7 +3,8 @@
 `load_trained(workdir)` reads the run's config.json and run.json and builds
 only what inference needs: the Flax model and the layout of its variables. No
 dataset, no training batches, no optimiser; `restore()` reads the variables of
-a checkpoint (its optimiser state is skipped).
+a checkpoint (its optimiser state is skipped). `model_outputs` runs a model over a whole dataset with
+view 1's evaluation preprocessing: what scoring, --suggest_k and the `run:` features source read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import dataclasses
 import os
 from typing import Any
 
+import jax
+import numpy as np
+
+from ccjax.augment import preprocess_eval, view_augment_config
+from ccjax.data.pipeline import map_batches
 from ccjax.errors import UserError
 from ccjax.models import build_model
 from ccjax.models.spec import inference_spec
@@ -82,3 +88,25 @@ def load_trained(workdir: str, mesh=None) -> TrainedModel:
     """The model of the run in `workdir` (config.json and run.json), ready to restore a checkpoint."""
     config = load_run_config(workdir)
     return TrainedModel.build(workdir, config, read_run_info(workdir), mesh)
+
+
+def make_predict_fn(module, config, output: str = "c"):
+    """jit(predict(variables, images_u8, anchors) -> the model's `output` for view 1's eval preprocessing:
+    'c' cluster probabilities [B, K], 'z' instance features [B, D], 'h' backbone features [B, F])."""
+    view_cfg = view_augment_config(config, 1)
+
+    def predict(variables, images, anchors):
+        x = preprocess_eval(images, view_cfg)  # [B, S, S, C]
+        return module.apply(variables, [x], anchors, train=False)[0][output]
+
+    return jax.jit(predict)
+
+
+def model_outputs(module, variables: dict, config, dataset, mesh, anchors=None, output: str = "c",
+                  progress: bool = False) -> np.ndarray:
+    """One model output ('c', 'z' or 'h', see make_predict_fn) for every example, in dataset order:
+    float32 host array [N, ...]. `variables` = {'params': ..., 'batch_stats': ...} of `module`."""
+    predict = make_predict_fn(module, config, output)
+    out = map_batches(lambda b: predict(variables, b["image"], b.get("anchor")), dataset,
+                      config.eval.batch_size, mesh, anchors, desc="assign", progress=progress)
+    return out.astype(np.float32)

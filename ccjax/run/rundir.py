@@ -62,6 +62,12 @@ BOOKKEEPING_FIELDS = (
     "objective",
     "anchor.cache_dir",
     "bench.",
+    # method=temi: how the features and the exact kNN are computed, not what (the kNN is read back
+    # from <workdir>/knn.npz, keyed by the features and temi.knn)
+    "features.batch_size",
+    "features.cache_dir",
+    "temi.knn_query_block",
+    "temi.knn_key_chunk",
 )
 
 

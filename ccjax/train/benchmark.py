@@ -17,6 +17,7 @@ import numpy as np
 from ccjax.config import validate
 from ccjax.data import dataset_spec
 from ccjax.data.dataset import ImageDataset
+from ccjax.errors import UserError
 from ccjax.train.loop import TrainingRun
 
 # Dense peak FLOP/s per device for the dtype the step computes in (vendor
@@ -64,6 +65,11 @@ def build_run(config):
 
 def benchmark(config) -> dict:
     validate(config)
+    if config.method == "temi":  # no image step to time: its heads train on cached features
+        raise UserError("ccjax bench times the image train step, which method=temi does not have (its heads "
+                        "train on cached frozen features): time TEMI with `python tools/temi_benchmark.py "
+                        "--what=head` (also embed, knn, kmeans; docs/benchmarks.md), or bench a cc/gecc/vtcc/"
+                        "mfavbs config")
     run, spec = build_run(config)
     state = run.setup.init_state()
     batches = run.batches

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -36,9 +35,7 @@ from ccjax.clip import load_anchors
 from ccjax.config import validate
 from ccjax.data import open_dataset
 from ccjax.data.labels import dataset_labels
-from ccjax.data.opening import check_num_clusters_known
 from ccjax.data.pipeline import TrainBatches
-from ccjax.errors import UserError
 from ccjax.eval.assign import assign_clusters, evaluate_assignments
 from ccjax.eval.evaluation import print_summary
 from ccjax.report.run_report import evaluate_run
@@ -50,37 +47,12 @@ from ccjax.run.resume import refuse_fewer_epochs
 from ccjax.runtime.distributed import is_main_process
 from ccjax.runtime.mesh import check_batch_size, make_mesh
 from ccjax.runtime.preemption import StopRequest
+from ccjax.train.checks import TrainingDiverged, resolve_num_clusters
 from ccjax.train.state import ModelSetup
 from ccjax.train.step import make_train_step
+from ccjax.train.temi import train_temi
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(UserError):
-    """Loss or gradients became NaN/inf."""
-
-
-def resolve_num_clusters(config, dataset) -> int:
-    """config.dataset.num_clusters, or the dataset's number of classes when it is -1; 2 <= K <= N.
-
-    A K above the batch size is allowed with a warning: the cluster loss sees
-    one batch's assignment columns, so most clusters are empty in every batch.
-    """
-    k = config.dataset.num_clusters
-    if k <= 0:
-        check_num_clusters_known(config.dataset.name, dataset.num_classes is not None, k)
-        k = dataset.num_classes
-    k = int(k)
-    if k < 2:
-        raise UserError(f"{k} cluster: clustering needs at least 2; set --config.dataset.num_clusters=K (K >= 2)")
-    if k > dataset.num_examples:
-        raise UserError(f"dataset.num_clusters={k} is more than the {dataset.num_examples} images of "
-                        f"{config.dataset.name!r}; set --config.dataset.num_clusters to at most {dataset.num_examples}")
-    if k > config.batch_size and is_main_process():
-        print(f"ccjax: warning: {k} clusters but batches of {config.batch_size}: the cluster loss sees one batch, "
-              f"so most clusters are empty in each; raise --config.batch_size to at least {k}", file=sys.stderr,
-              flush=True)
-    return k
 
 
 class TrainingRun:
@@ -325,6 +297,8 @@ def train_and_evaluate(config, workdir: str, stop_at_epoch: int | None = None) -
     Returns the final metrics, or {'stopped_at_step': s} when the run stopped
     early (SIGTERM, or `stop_at_epoch`) after saving a checkpoint.
     """
+    if config.method == "temi":  # heads on cached frozen features: their own small loop (temi.py)
+        return train_temi(config, workdir, stop_at_epoch)
     validate(config)  # every field, before anything is opened or created
     with rundir.lock(workdir):  # one run per workdir, taken before anything in it is touched
         rundir.check(workdir, config)
