@@ -80,6 +80,9 @@ def test_files_get_the_umask_mode_whichever_the_umask(run, tmp_path):
     # Catches: a writer that keeps tempfile.mkstemp's 0600 (every report private to its writer: the 022
     # launch fails), or one that forces 0644 or keeps the replaced file's mode (the 077 launch fails).
     workdir = copy_of(run, tmp_path)
+    # The shared run may hold report files that other tests' commands added (--suggest_k's, say), which a
+    # relaunch does not rewrite: the relaunch below writes the whole report anew.
+    shutil.rmtree(os.path.join(workdir, rundir.REPORT_DIR))
     for mask, expected in ((0o077, "0o600"), (0o022, "0o644")):
         with umask(mask):
             launch(workdir)  # a finished run: re-evaluated, rewriting config, run.json, history, metrics, report

@@ -57,7 +57,16 @@ GECC = [
     ("gecc.lambda_cluster", -0.5, "gecc.lambda_cluster=-0.5 must be >= 0"),
     ("gecc.schedule_stages", 0, "gecc.schedule_stages=0 must be an integer >= 1"),
 ]
-FIELDS_OF = {"cc": SHARED + RESNET, "gecc": SHARED + RESNET + GECC, "vtcc": SHARED + VIT, "mfavbs": SHARED + VIT}
+TEMI = [  # method=temi trains heads on frozen features: its own fields, plus the shared ones it reads
+    ("dtype", "float16", "float32, bfloat16"),
+    ("dataset.in_memory", "maybe", "auto, true or false"),
+    ("features.source", "imagenet", "clip:<model>, dinov2:<model> or run:<workdir>"),
+    ("temi.num_heads", 0, "temi.num_heads=0 must be an integer >= 1"),
+    ("temi.beta", 0.0, "temi.beta=0.0 must be > 0"),
+    ("temi.momentum_teacher", 1.5, "temi.momentum_teacher=1.5 must be in [0, 1]"),
+]
+FIELDS_OF = {"cc": SHARED + RESNET, "gecc": SHARED + RESNET + GECC, "vtcc": SHARED + VIT, "mfavbs": SHARED + VIT,
+             "temi": TEMI}
 CASES = [(m, *f) for m, fields in FIELDS_OF.items() for f in fields]
 
 
