@@ -17,7 +17,16 @@ from ccjax.results.collect import _expected, default_configs_dir
 from ccjax.results.small_claims import CLAIMS, early_and_epoch95
 from ccjax.results.small_collect import collect_small, markdown, verdicts
 from ccjax.results.small_plan import SHIFT_SETS, plan
-from tests.test_cli import ROOT, env
+from tests.test_cli import ROOT
+from tests.test_cli import env as cli_env
+
+
+def env() -> dict:
+    """test_cli's environment, with this interpreter's `python` first on PATH: reproduce.sh calls `python`, which
+    must be the one that has ccjax's stack (CI runs pytest through a virtual environment it does not activate)."""
+    e = cli_env()
+    e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
+    return e
 
 SEEDS = 5
 NMI = {"ours": 0.90, "w_aug": 0.85, "w_dsu": 0.95, "cc": 0.80, "wo_w": 0.89, "w_wc": 0.70, "w_wz": 0.71,
