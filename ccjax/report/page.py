@@ -10,7 +10,6 @@ the same numbers `train` and `evaluate` print (`run_verdicts`). ccjax/report/htm
 from __future__ import annotations
 
 import csv
-import json
 import os
 
 import numpy as np
@@ -22,7 +21,8 @@ from ccjax.report.html import render
 from ccjax.report.thumbnails import CAMS_INDEX, pick, write_thumbnails
 from ccjax.report.verdicts import verdicts
 from ccjax.run.command_line import train_command
-from ccjax.run.rundir import CONFIG_FILE, METRICS, REPORT_DIR, RUN_INFO, write_atomic, write_json_atomic
+from ccjax.run.rundir import (CONFIG_FILE, METRICS, REPORT_DIR, RUN_INFO, read_json_or_none, write_atomic,
+                              write_json_atomic)
 
 PAGE = "index.html"
 VERDICTS = "verdicts.json"
@@ -45,13 +45,6 @@ def read_assignments(report_dir: str) -> dict:
         out["class_of_label"] = {int(r[col["label"]]): r[col["class"]] for r in body if r[col["label"]] != ""}
     return out
 
-
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def run_verdicts(workdir: str, num_clusters: int) -> dict:
@@ -98,13 +91,13 @@ def gather(workdir: str, read_images, verdict: dict | None = None) -> dict:
     """Everything the page shows (`verdict`: run_verdicts' when the caller has it); writes the thumbnails
     and report/verdicts.json on the way."""
     report_dir = os.path.join(workdir, REPORT_DIR)
-    config = _read_json(os.path.join(workdir, CONFIG_FILE)) or {}
-    info = _read_json(os.path.join(workdir, RUN_INFO)) or {}
-    metrics = _read_json(os.path.join(report_dir, METRICS)) or {}
+    config = read_json_or_none(os.path.join(workdir, CONFIG_FILE)) or {}
+    info = read_json_or_none(os.path.join(workdir, RUN_INFO)) or {}
+    metrics = read_json_or_none(os.path.join(report_dir, METRICS)) or {}
     a = read_assignments(report_dir)
     k = int(info.get("num_clusters") or metrics.get("last", {}).get("num_clusters") or a["cluster"].max() + 1)
     v = run_verdicts(workdir, k) if verdict is None else verdict
-    nuisance = _read_json(os.path.join(report_dir, "nuisance.json"))
+    nuisance = read_json_or_none(os.path.join(report_dir, "nuisance.json"))
     probe_cmd = A.probe_advice(workdir, nuisance) if nuisance and not v["degenerate"] else {}
     write_json_atomic(os.path.join(report_dir, VERDICTS), {**v, "probe_advice": probe_cmd})
     picks = pick(a["cluster"], a["prob"], k)
@@ -115,8 +108,8 @@ def gather(workdir: str, read_images, verdict: dict | None = None) -> dict:
         run_command = ""
     return {"workdir": workdir, "config": config, "info": info, "metrics": metrics, "assignments": a, "k": k,
             "verdicts": v, "nuisance": nuisance, "probe_advice": probe_cmd, "picks": picks, "sprites": sprites,
-            "cams": _read_json(os.path.join(report_dir, CAMS_INDEX)),
-            "suggest_k": _read_json(os.path.join(report_dir, "suggest_k.json")),
+            "cams": read_json_or_none(os.path.join(report_dir, CAMS_INDEX)),
+            "suggest_k": read_json_or_none(os.path.join(report_dir, "suggest_k.json")),
             "matched": matched_classes(a, k), "folder": folder_root(config), "command": run_command,
             "figures": [f for f in ("confusion.png", "curves.png", "nuisance.png", "cams.png", "suggest_k.png")
                         if os.path.exists(os.path.join(report_dir, f))]}

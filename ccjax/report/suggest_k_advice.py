@@ -11,27 +11,19 @@ into report/suggest_k.json, which the report page shows.
 
 from __future__ import annotations
 
-import json
 import os
 
 from ccjax.explain.nuisance import REMEDIES
 from ccjax.report.advice import probe_advice
 from ccjax.run.command_line import retrain_advice
-from ccjax.run.rundir import REPORT_DIR, write_json_atomic
+from ccjax.run.rundir import REPORT_DIR, read_json_or_none, write_json_atomic
 
-
-def _read(path: str) -> dict | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def suggest_k_verdict(workdir: str, k: int, trained_k: int) -> dict:
     """{'flagged': whether the probe had warned, 'line': the text to print, 'command': the command}."""
     report = os.path.join(workdir, REPORT_DIR)
-    nuisance = _read(os.path.join(report, "nuisance.json")) or {}
+    nuisance = read_json_or_none(os.path.join(report, "nuisance.json")) or {}
     if not nuisance.get("warnings") or nuisance.get("collapsed"):
         text = retrain_advice(workdir, k, trained_k)
         line, _, command = text.partition("\n")
@@ -53,5 +45,5 @@ def suggest_k_verdict(workdir: str, k: int, trained_k: int) -> dict:
 def record(workdir: str, verdict: dict) -> None:
     """Adds the verdict to report/suggest_k.json (written by ccjax/report/suggest_k.py)."""
     path = os.path.join(workdir, REPORT_DIR, "suggest_k.json")
-    data = _read(path) or {}
+    data = read_json_or_none(path) or {}
     write_json_atomic(path, {**data, **verdict})

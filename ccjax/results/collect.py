@@ -28,7 +28,8 @@ import numpy as np
 
 from ccjax.errors import UserError
 from ccjax.results.paper_numbers import TABLES, PaperTable, Row
-from ccjax.run.rundir import BOOKKEEPING_FIELDS, CONFIG_FILE, HISTORY, METRICS, flatten, with_defaults
+from ccjax.run.rundir import (BOOKKEEPING_FIELDS, CONFIG_FILE, HISTORY, METRICS, flatten, read_json_or_none,
+                             with_defaults)
 
 STD_DDOF = 1  # sample standard deviation over seeds
 _SEED_DIR = re.compile(r"^seed(\d+)$")
@@ -141,13 +142,6 @@ def config_mismatch(stored: dict, expected: dict, ignore: Iterable[str] = ()) ->
     return out
 
 
-def _read_json(path: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
 
 def _last_epoch(run_dir: str) -> int | None:
     """The last epoch history.jsonl records (None without one)."""
@@ -167,7 +161,7 @@ def _last_epoch(run_dir: str) -> int | None:
 def read_run(run_dir: str, folder_seed: int | None, expected: dict, checkpoint: str,
              ignore: Iterable[str] = ()) -> RunRecord:
     """Classifies one run folder (see the module docstring)."""
-    stored = _read_json(os.path.join(run_dir, CONFIG_FILE))
+    stored = read_json_or_none(os.path.join(run_dir, CONFIG_FILE))
     if stored is None:
         return RunRecord(run_dir, folder_seed, "unfinished", why=f"no readable {CONFIG_FILE} (not started?)")
     seed = int(stored.get("seed", 0))
@@ -177,7 +171,7 @@ def read_run(run_dir: str, folder_seed: int | None, expected: dict, checkpoint: 
         diffs.insert(0, f"seed={seed} in folder seed{folder_seed}")
     if diffs:
         return RunRecord(run_dir, seed, "flagged", why="; ".join(diffs))
-    metrics = _read_json(os.path.join(run_dir, METRICS))
+    metrics = read_json_or_none(os.path.join(run_dir, METRICS))
     if metrics is None:
         epoch = _last_epoch(run_dir)
         return RunRecord(run_dir, seed, "unfinished",

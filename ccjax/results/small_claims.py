@@ -10,6 +10,7 @@ import json
 import os
 
 from ccjax.results.small_plan import SHIFT_SETS, TABLE3_SETS, VIT_EPOCHS
+from ccjax.run.rundir import read_json_or_none
 
 COMPARABLE_MARGIN = 0.01  # "comparable": within 0.01 NMI (MFAVBs-CC's own Table 2 spreads reach 1.4%)
 EARLY_SHARE = 0.6  # MFAVBs-CC Sec. 4.5: "in only 60% of the original training epochs"
@@ -100,13 +101,6 @@ CLAIMS = (
           _each(("digits",) + SHIFT_SETS, "cc", "kmeans")),
 )
 
-
-def read_json(path: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def eval_curve(workdir: str) -> dict[int, dict]:

@@ -12,10 +12,11 @@ import os
 import numpy as np
 
 from ccjax.results.collect import _expected, default_configs_dir, read_run
-from ccjax.results.small_claims import CLAIMS, early_and_epoch95, eval_curve, read_json
+from ccjax.results.small_claims import CLAIMS, early_and_epoch95, eval_curve
 from ccjax.results.small_measure import CLAIMS_FILE, KMEANS_SETS
 from ccjax.results.small_plan import ROW_LABELS, SEEDS, cells, plan, row_spec
 from ccjax.results.verdict import combine, compare
+from ccjax.run.rundir import read_json_or_none
 
 TABLE_NAME = "claims-small"
 
@@ -35,7 +36,7 @@ def _run_values(path: str, run, configs_dir: str) -> tuple[dict | None, str]:
     if rec.state != "done":
         return None, f"{rec.state}: {path}: {rec.why}"
     values = dict(rec.metrics)
-    measured = read_json(os.path.join(path, CLAIMS_FILE))
+    measured = read_json_or_none(os.path.join(path, CLAIMS_FILE))
     if measured:
         values.update({k: measured[k] for k in ("nuisance_nmi", "cam_inside", "cam_area", "cam_ratio")
                        if measured.get(k) is not None})
@@ -61,7 +62,7 @@ def collect_small(root: str, seeds: int = SEEDS, configs_dir: str | None = None)
     for ds in KMEANS_SETS:
         values[("kmeans", ds)] = {}
         for s in range(seeds):
-            m = read_json(os.path.join(root, "kmeans", ds, f"seed{s}", "metrics.json"))
+            m = read_json_or_none(os.path.join(root, "kmeans", ds, f"seed{s}", "metrics.json"))
             if m is None:
                 problems.append(f"missing: {os.path.join(root, 'kmeans', ds, f'seed{s}')} (python "
                                 "tools/claims_small.py measure)")

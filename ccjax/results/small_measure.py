@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from ccjax.results.small_plan import SHIFT_SETS, cells, dataset_overrides, is_finished
-from ccjax.run.rundir import write_atomic
+from ccjax.run.rundir import read_json_or_none, write_atomic
 
 CLAIMS_FILE = "claims.json"
 KMEANS_SETS = ("digits",) + SHIFT_SETS
@@ -28,13 +28,6 @@ def _write_json(path: str, obj) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomic(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
 
-
-def _read_json(path: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def shift_set(root: str, dataset: str) -> dict:
@@ -66,9 +59,9 @@ def measure_run(workdir: str, data: dict) -> dict | None:
 
     if not is_finished(workdir):
         return None
-    step = int(_read_json(os.path.join(workdir, "metrics.json"))["step"])
+    step = int(read_json_or_none(os.path.join(workdir, "metrics.json"))["step"])
     path = os.path.join(workdir, CLAIMS_FILE)
-    old = _read_json(path)
+    old = read_json_or_none(path)
     if old is not None and old.get("step") == step:
         return old
     cam = cam_mass_of_run(workdir, data["images"], data["masks"])
@@ -98,7 +91,7 @@ def measure_kmeans(root: str, dataset: str, seeds: int) -> None:
 
     from ccjax.eval.metrics import clustering_metrics
 
-    done = [_read_json(os.path.join(root, "kmeans", dataset, f"seed{s}", "metrics.json")) for s in range(seeds)]
+    done = [read_json_or_none(os.path.join(root, "kmeans", dataset, f"seed{s}", "metrics.json")) for s in range(seeds)]
     todo = [s for s in range(seeds) if done[s] is None]
     if not todo:
         return

@@ -153,6 +153,15 @@ def write_json_atomic(path: str, obj) -> None:
     write_atomic(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
 
 
+def read_json_or_none(path: str):
+    """The JSON in `path`, or None when it is missing or unreadable (a report's optional inputs)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def lock(workdir: str):
     """Holds an exclusive lock on `workdir` for a training run (process 0; others pass through).
