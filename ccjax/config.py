@@ -100,7 +100,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.gecc.weights = "both"  # both | none ('w/o W') | wz ('w W_z' only) | wc ('w W_c' only)
     c.gecc.lambda_instance = 1.0
     c.gecc.lambda_cluster = 1.0
-    c.gecc.schedule_stages = 10  # t = 0.1 * (epoch // (E / stages) + 1)
+    c.gecc.schedule_stages = 10  # S: t = min(1, (epoch // max(1, E // S) + 1) / S); S = 10 is the paper's, S = 1 t = 1 always
+    # What the shift acts on: view1 (the paper's "branch that learns P^1") | fresh (a new augmentation) | clean
+    # (the un-augmented image); docs/gecc.md, "The reference view's input"
+    c.gecc.reference_input = "view1"
     # Where CDSM/DSU act ("after each convolution block", read two ways; docs/gecc.md):
     # stages (after each backbone stage) | stem_and_stages (also after the stem, as DSU's own code)
     c.gecc.positions = "stages"

@@ -30,7 +30,8 @@ def env() -> dict:
 
 SEEDS = 5
 NMI = {"ours": 0.90, "w_aug": 0.85, "w_dsu": 0.95, "cc": 0.80, "wo_w": 0.89, "w_wc": 0.70, "w_wz": 0.71,
-       "mfavbs": 0.82, "vtcc": 0.80}  # + 0.01 * seed
+       "mfavbs": 0.82, "vtcc": 0.80,
+       "ours_stem": 0.90, "ours_t1": 0.95, "ours_clean": 0.905}  # + 0.01 * seed
 
 
 def write_fake_run(root, run, nmi, **changes):
@@ -110,6 +111,24 @@ def test_verdicts_of_the_claims_on_known_runs(fake_root):
     assert sum("w_wz/digits" in p for p in col.problems) == 1
     text = markdown(col)
     assert "### gecc_t3_aug: **holds at 5 seeds**" in text and "marginally outperforms random augmentation" in text
+
+
+def test_checks_report_what_each_switch_changed_against_gecc(fake_root):
+    """The check rows against GeCC as is on ds_background: a clear gain and a clear loss are 'changed', the same
+    figures and a gap inside the seed spread are not (the claims' Welch rule). Catches checks compared with the
+    wrong row (CC), a one-sided rule, or a missing row."""
+    from ccjax.results.small_collect import check_effects
+
+    _, root = fake_root
+    col = collect_small(root, SEEDS)
+    nmi = {r["row"]: r for r in check_effects(col) if r["metric"] == "nmi"}
+    assert set(nmi) == {"ours_stem", "ours_t1", "ours_clean"}
+    assert nmi["ours_t1"]["changed"] and abs(nmi["ours_t1"]["diff"] - 0.05) < 1e-9
+    assert nmi["ours_stem"]["changed"] is False and nmi["ours_stem"]["diff"] == 0.0
+    assert nmi["ours_clean"]["changed"] is False  # 0.005 inside a spread of 0.016
+    cam = {r["row"]: r for r in check_effects(col) if r["metric"] == "cam_inside"}
+    assert abs(cam["ours_stem"]["diff"] + 0.30) < 1e-9  # the fixture's CAM mass: 0.3 off GeCC's 0.6
+    assert "### Checks in ccjax" in markdown(col) and "| GeCC, t = 1 from the start | ds_background | nmi |" in markdown(col)
 
 
 def test_early_nmi_and_epoch_to_95_percent():

@@ -84,6 +84,7 @@ METHOD_CASES = {
     "gecc.lambda_cluster": ({"method": "gecc"}, 0.3),
     "gecc.schedule_stages": ({"method": "gecc"}, 1),  # t: 0.1 -> 1 at epoch 0 of 10
     "gecc.positions": ({"method": "gecc", "gecc.schedule_stages": 1, "model.backbone": "vit"}, "stem_and_stages"),
+    "gecc.reference_input": ({"method": "gecc"}, "clean"),
 }
 # temi field -> (base changes, new value): the heads' parameter shapes must change
 TEMI_SHAPE_CASES = {

@@ -110,6 +110,36 @@ def test_reference_view_equals_view_1_at_t_0_and_differs_at_t_1(reference):
     assert np.abs(np.asarray(od["z"]) - np.asarray(o1["z"])).max() > 1e-3
 
 
+@pytest.mark.parametrize("source", ["fresh", "clean"])
+def test_reference_input_is_what_the_shift_acts_on(source):
+    """gecc.reference_input: at t = 0 the reference view is the model on a fresh augmentation (its own key,
+    split from the reference key) or on the un-augmented image, bit for bit; never view 1."""
+    from ccjax.augment import augment_batch, preprocess_eval, view_augment_config
+
+    config = tiny_config(reference_input=source)
+    model = TinyModel()
+    params, state = init(model)
+    images = jnp.asarray(blob_images(n=16, classes=K)[0])
+
+    @jax.jit
+    def outputs():
+        k_views, k_ref = jax.random.split(jax.random.key(3))
+        x1, x2 = gecc.two_views(images, k_views, config)
+        (o1, _), st = model.apply({"params": params, **state}, [x1, x2], None, train=True, mutable=["batch_stats"])
+        od, _ = gecc.reference_view(params, st, model=model, config=config, images=images, x1=x1, c1=o1["c"],
+                                    anchors=None, rng=k_ref, probability=jnp.float32(0.0))
+        cfg1 = view_augment_config(config, 1)
+        xd = (augment_batch(images, jax.random.split(k_ref)[0], cfg1) if source == "fresh"
+              else preprocess_eval(images, cfg1))
+        (want,), _ = model.apply({"params": params, **st}, [xd], None, train=True, mutable=["batch_stats"])
+        return o1, od, want
+
+    o1, od, want = outputs()
+    for key in ("z", "c", "h"):
+        np.testing.assert_array_equal(od[key], want[key], err_msg=key)
+    assert np.abs(np.asarray(od["z"]) - np.asarray(o1["z"])).max() > 1e-3
+
+
 @pytest.mark.parametrize(
     "overrides",
     [dict()] + [pytest.param(o, marks=pytest.mark.slow) for o in (
@@ -140,6 +170,8 @@ def test_bad_switches_are_user_errors():
         gecc.check_config(tiny_config(reference="cutmix"))
     with pytest.raises(UserError, match="gecc.weights"):
         gecc.check_config(tiny_config(weights="all"))
+    with pytest.raises(UserError, match="gecc.reference_input"):
+        gecc.check_config(tiny_config(reference_input="view2"))
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ import numpy as np
 from ccjax.results.collect import _expected, default_configs_dir, read_run
 from ccjax.results.small_claims import CLAIMS, early_and_epoch95, eval_curve
 from ccjax.results.small_measure import CLAIMS_FILE, KMEANS_SETS
-from ccjax.results.small_plan import ROW_LABELS, SEEDS, cells, plan, row_spec
-from ccjax.results.verdict import combine, compare
+from ccjax.results.small_plan import CHECK_ROWS, CHECK_SETS, ROW_LABELS, SEEDS, cells, plan, row_spec
+from ccjax.results.verdict import combine, compare, welch_interval
 from ccjax.run.rundir import read_json_or_none
 
 TABLE_NAME = "claims-small"
@@ -98,6 +98,44 @@ def verdicts(col: Collected) -> list[tuple]:
     return out
 
 
+CHECK_METRICS = ("nmi", "nuisance_nmi", "cam_inside")
+
+
+def check_effects(col: Collected) -> list[dict]:
+    """What each check switch (small_plan.CHECK_ROWS) changed against GeCC as is, per dataset and figure:
+    {'row', 'dataset', 'metric', 'a', 'b', 'diff', 'low', 'high', 'p', 'changed'}. 'changed' is None below 2 seeds
+    a side, else whether Welch's 95% interval of mean(switch) - mean(GeCC) excludes 0 (the claims' rule)."""
+    out = []
+    for ds in CHECK_SETS:
+        for row in CHECK_ROWS:
+            for metric in CHECK_METRICS:
+                a, b = per_seed(col, row, ds, metric), per_seed(col, "ours", ds, metric)
+                rec = {"row": row, "dataset": ds, "metric": metric, "a": a, "b": b, "diff": None, "low": None,
+                       "high": None, "p": None, "changed": None}
+                if min(len(a), len(b)) >= 2:
+                    d, low, high, p = welch_interval(a, b)
+                    rec.update(diff=d, low=low, high=high, p=p, changed=bool(low > 0 or high < 0))
+                out.append(rec)
+    return out
+
+
+def _check_lines(col: Collected) -> list[str]:
+    lines = ["### Checks in ccjax", "",
+             "Where a GeCC claim does not hold, the causes looked for in ccjax (issue 32), each one config switch "
+             "on GeCC (docs/gecc.md), against GeCC as is on the same set and seeds: d = mean(switch) - mean(GeCC), "
+             "Welch's 95% interval; 'changed' when it excludes 0.", "",
+             "| switch | dataset | figure | switch | GeCC as is | d, 95% CI, p | effect |", "|---|---|---|---|---|---|---|"]
+    for r in check_effects(col):
+        if r["changed"] is None:
+            stats, effect = "", f"inconclusive at {min(len(r['a']), len(r['b']))} seeds"
+        else:
+            stats = f"{r['diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], p = {r['p']:.3g}"
+            effect = "changed" if r["changed"] else "no change detected"
+        lines.append(f"| {ROW_LABELS[r['row']]} | {r['dataset']} | {r['metric']} | {_cell(r['a'])} | {_cell(r['b'])} "
+                     f"| {stats} | {effect} |")
+    return lines + [""]
+
+
 _SIGN = {"greater": ">", "less": "<", "not_less": ">= (margin)"}
 
 
@@ -116,6 +154,7 @@ def markdown(col: Collected) -> str:
                          f"| A {sign} B "
                          f"| {_cell(a)} | {_cell(b)} | {r.text()} |")
         lines.append("")
+    lines += _check_lines(col)
     lines += ["### Every cell", "", "| row | dataset | NMI | ACC | nuisance NMI | CAM mass inside | object area |",
               "|---|---|---|---|---|---|---|"]
     for (row, ds) in col.values:

@@ -8,6 +8,11 @@ model as in CC. The reference view d is, by `config.gecc.reference`:
         (constants);
   dsu   the same with DSU (one statistic for the whole batch): 'w DSU';
   aug   a third random augmentation with `config.augment`, no shift: 'w Aug'.
+What CDSM/DSU shift, by `config.gecc.reference_input` (the paper: "we integrate the branch that
+learns P^1 with CDSM", so view 1 is the default; the others are measured checks, docs/gecc.md):
+  view1  x1 itself (at t = 0 the reference view is view 1 bit for bit);
+  fresh  a new random augmentation with `config.augment` (what 'w Aug' sees, then shifted);
+  clean  the un-augmented image at the view size (`preprocess_eval`, the evaluation's view).
 The weights by `config.gecc.weights`: both (W_z and W_c), none ('w/o W'),
 wz ('w W_z'), wc ('w W_c'). Loss: ccjax.methods.gecc.losses.gecc_losses (Eq. 14).
 t = probability_schedule(epoch, config.num_epochs, config.gecc.schedule_stages).
@@ -19,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ccjax.augment import augment_batch, view_augment_config
+from ccjax.augment import augment_batch, preprocess_eval, view_augment_config
 from ccjax.errors import UserError
 from ccjax.methods import cc
 from ccjax.methods.cc import two_views
@@ -27,6 +32,7 @@ from ccjax.methods.gecc.domain_shift import POSITIONS, make_cdsm_hook, make_dsu_
 from ccjax.methods.gecc.losses import attention_weights, distribution_attention_weights, gecc_losses
 
 REFERENCES = ("cdsm", "dsu", "aug")
+REFERENCE_INPUTS = ("view1", "fresh", "clean")
 WEIGHTS = ("both", "none", "wz", "wc")
 
 
@@ -36,6 +42,9 @@ def check_config(config) -> None:
     g = config.gecc
     if g.reference not in REFERENCES:
         raise UserError(f"unknown gecc.reference {g.reference!r}; set --config.gecc.reference to one of {', '.join(REFERENCES)}")
+    if g.reference_input not in REFERENCE_INPUTS:
+        raise UserError(f"unknown gecc.reference_input {g.reference_input!r}; set --config.gecc.reference_input to one "
+                        f"of {', '.join(REFERENCE_INPUTS)}")
     if g.weights not in WEIGHTS:
         raise UserError(f"unknown gecc.weights {g.weights!r}; set --config.gecc.weights to one of {', '.join(WEIGHTS)}")
     if g.positions not in POSITIONS:
@@ -60,7 +69,7 @@ def reference_view(params, model_state, *, model, config, images, x1, c1, anchor
     if reference == "aug":
         xd = augment_batch(images, rng, view_augment_config(config, 1))  # [B, S, S, C]
     else:
-        xd = x1
+        xd, rng = _shifted_input(config, images, x1, rng)
         if reference == "cdsm":
             labels = jax.lax.stop_gradient(jnp.argmax(c1, axis=-1))  # [B] pseudo labels
             hook = make_cdsm_hook(labels, c1.shape[-1], rng, probability, config.gecc.positions)
@@ -71,6 +80,21 @@ def reference_view(params, model_state, *, model, config, images, x1, c1, anchor
         {"params": params, **model_state}, [xd], anchors, train=True, shift_hook=hook, mutable=list(model_state)
     )
     return outs[0], new_state
+
+
+def _shifted_input(config, images, x1, rng):
+    """(the batch CDSM/DSU shift inside the backbone, by `gecc.reference_input`; the hook's key).
+
+    Only 'fresh' splits the key (its augmentation and the hook draw independently); the default keeps
+    `rng` as it is, so view1 runs are unchanged by the option's existence.
+    """
+    source = config.gecc.reference_input
+    if source == "fresh":
+        k_aug, rng = jax.random.split(rng)
+        return augment_batch(images, k_aug, view_augment_config(config, 1)), rng
+    if source == "clean":
+        return preprocess_eval(images, view_augment_config(config, 1)), rng
+    return x1, rng
 
 
 def loss_fn(params, model_state, *, model, config, images, anchors, rng, epoch):
