@@ -2,7 +2,7 @@
 
 The device check's figures on a CPU mean nothing; what is checked is that every
 kind of row (synthetic in both dtypes, the real streamed folder, the largest
-batch that fits) runs through `ccjax bench` subprocesses, is printed in
+batch that fits, the frozen-features rows of tools/temi_benchmark.py) runs through its subprocesses, is printed in
 docs/benchmarks.md's table format and lands in the JSON. CC's rows only (a tiny
 ConvNet compiles in seconds): the ViT and the CLIP anchor's real input are the
 same `ccjax bench` command with other flags, tested in tests/test_bench.py and
@@ -33,7 +33,7 @@ def test_predicted_max_batch_is_linear_in_the_batch():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1900)  # about 1.5 minutes on an idle 2-core machine; the limits below allow a busy one
+@pytest.mark.timeout(1900)  # about 2 minutes on an idle 2-core machine; the limits below allow a busy one
 def test_device_check_runs_every_kind_of_row_on_cpu(tmp_path):
     out = tmp_path / "check.json"
     home = tmp_path / "home"  # the tiny CLIP is made under ~/.cache
@@ -65,6 +65,19 @@ def test_device_check_runs_every_kind_of_row_on_cpu(tmp_path):
     assert "| real, streamed (input alone" in measured[2]
     memory = [ln for ln in lines if ln.startswith("| 20") and ln.count("|") == 8]
     assert len(memory) == 3 and "largest that fits: predicted" in memory[2]
+    # The frozen-features rows (tools/temi_benchmark.py subprocesses): the four with a --tiny size ran and their
+    # figures were read back; the three without one are listed as skipped, never silently dropped.
+    frozen = {x["row"]: x for x in report["frozen"]}
+    assert list(frozen) == list(device_check.FROZEN)
+    ran = {k for k, x in frozen.items() if x["status"] == "ok"}
+    assert ran == {"embed_clip", "head", "knn_60k", "kmeans_60k"}, report["frozen"]
+    assert all(frozen[k]["status"] == "skipped" for k in set(frozen) - ran)
+    assert frozen["embed_clip"]["result"]["images_per_s"] > 0 and frozen["embed_clip"]["result"]["tiny"]
+    assert frozen["head"]["result"]["step_s"] > 0 and frozen["head"]["result"]["heads"] == 2
+    assert frozen["knn_60k"]["result"]["n"] == 2000 and not frozen["knn_60k"]["result"]["extrapolated"]
+    assert frozen["kmeans_60k"]["result"]["seconds"] > 0
+    table = [ln for ln in lines if ln.startswith("| 20") and ln.count("|") == 6]
+    assert len(table) == len(device_check.FROZEN) and "images/s" in table[0] and "queries/s" in table[3]
     assert f"every figure in {out}" in r.stdout
 
 

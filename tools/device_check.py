@@ -9,7 +9,11 @@ Rows (each `python -m ccjax bench ... --json` in its own subprocess, under its o
   streamed by grain workers (`dataset.in_memory=false`), for CC and MFAVBs-CC in bfloat16;
 - memory: the peak device memory at each paper batch (from the rows above) and, per method in
   bfloat16, the largest batch that fits: predicted from XLA's memory figures of the compiled step at
-  the paper batch and at twice it, then run for real (once more at 3/4 of it if that fails).
+  the paper batch and at twice it, then run for real (once more at 3/4 of it if that fails);
+- frozen features (method=temi, docs/temi.md), each `python tools/temi_benchmark.py ... --json` in its own
+  subprocess after the rows above: embedding throughput of CLIP ViT-B/32 and DINOv2-small (random weights, the
+  real architectures), TEMI's official heads' step at batch 1024, the exact 50-NN of 60,000 and of 1,000,000
+  embeddings of 768 dimensions (whole, never extrapolated here), and scikit-learn's k-means at both sizes.
 
 So that one slow compilation cannot eat the budget, the distinct steps are first compiled in
 parallel (`bench.steps=0`, `--parallel` processes) into a persistent compilation cache under
@@ -50,6 +54,27 @@ TINY = {  # --tiny: per backbone, small enough for a CPU
                "--config.augment.image_size=16", "--config.batch_size=8"],
     "vit": ["--config.model.vit.embed_dim=32", "--config.model.vit.num_heads=2", "--config.model.vit.depth=2",
             "--config.model.feature_dim=8", "--config.augment.image_size=32", "--config.batch_size=8"],
+}
+
+
+# Frozen-features rows: name -> (tools/temi_benchmark.py arguments, --tiny arguments, what the row is); each row's
+# limit is --row_limit_s (the 1M kNN and k-means: twice it).
+FROZEN = {
+    "embed_clip": (["--what=embed", "--encoder=clip-b32", "--images=4096", "--embed_batch=256"],
+                   ["--what=embed", "--encoder=clip-b32", "--tiny", "--images=16", "--embed_batch=8"],
+                   "embedding, CLIP ViT-B/32"),
+    "embed_dinov2": (["--what=embed", "--encoder=dinov2-small", "--images=4096", "--embed_batch=256"], None,
+                     "embedding, DINOv2-small"),
+    "head": (["--what=head", "--n=60000", "--dim=768", "--batch=1024"],
+             ["--what=head", "--n=256", "--dim=32", "--heads=2", "--hidden=16", "--bottleneck=8", "--batch=64"],
+             "TEMI heads (16 x 768->512->256->10), one step"),
+    "knn_60k": (["--what=knn", "--n=60000", "--dim=768"], ["--what=knn", "--n=2000", "--dim=32", "--chunk=512"],
+                "exact 50-NN, N = 60,000 x 768"),
+    "knn_1m": (["--what=knn", "--n=1000000", "--dim=768", "--block=4096"], None, "exact 50-NN, N = 1,000,000 x 768"),
+    "kmeans_60k": (["--what=kmeans", "--n=60000", "--dim=768"], ["--what=kmeans", "--n=2000", "--dim=32"],
+                   "k-means (scikit-learn, K = 10, 1 init), N = 60,000 x 768"),
+    "kmeans_1m": (["--what=kmeans", "--n=1000000", "--dim=768"], None,
+                  "k-means (scikit-learn, K = 10, 1 init), N = 1,000,000 x 768"),
 }
 
 
@@ -106,6 +131,21 @@ class Check:
                     rec["result"] = json.load(f)
         return rec
 
+    def frozen(self, name: str) -> dict:
+        """One frozen-features row: tools/temi_benchmark.py's figures under "result" (None in --tiny: not run)."""
+        full, tiny, what = FROZEN[name]
+        args = tiny if self.a.tiny else full
+        if args is None:
+            return {"row": name, "what": what, "status": "skipped", "why": "not in --tiny", "wall_s": 0.0}
+        limit = self.a.row_limit_s * (2 if name.endswith("_1m") else 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "row.json")
+            rec = self.run([sys.executable, "tools/temi_benchmark.py", *args, f"--json={out}"], limit)
+            if rec["status"] == "ok":
+                with open(out) as f:
+                    rec["result"] = json.load(f)
+        return {"row": name, "what": what, "args": args, **rec}
+
     def real_flags(self, method: str) -> list[str]:
         size = self.a.folder_size
         flags = [f"--config.dataset.name=folder:{self.folder}", f"--config.dataset.data_dir={self.data_dir}",
@@ -145,7 +185,7 @@ def run_all(a) -> dict:
     c = Check(a)
     methods = [m for m in a.only.split(",") if m]
     report: dict = {"date": datetime.date.today().isoformat(), "budget_s": a.budget_s, "tiny": a.tiny,
-                    "synthetic": [], "real": [], "memory": [], "prewarm": []}
+                    "synthetic": [], "real": [], "memory": [], "prewarm": [], "frozen": []}
     compiled: dict = {}  # ("synthetic" | "twice", method, dtype) -> bench's JSON of the compile-only run
     real = [m for m in methods if m in REAL_METHODS]
 
@@ -193,6 +233,8 @@ def run_all(a) -> dict:
         report["real"].append({"method": m, "dtype": "bfloat16", "input": "real, streamed", **rec})
     for m in methods:
         report["memory"].append(max_batch_row(c, m, predicted[m]))
+    for name in (n for n in FROZEN if a.frozen):  # 4. frozen features, after the contrastive rows
+        report["frozen"].append(c.frozen(name))
     return report
 
 
@@ -278,6 +320,33 @@ def table_rows(report: dict) -> list[str]:
     return lines
 
 
+def frozen_rows(report: dict, device: str) -> list[str]:
+    """docs/benchmarks.md's "Frozen features" rows: | date | device | row | figure | memory |."""
+    lines = []
+    for r in report["frozen"]:
+        res = r.get("result")
+        if r["status"] != "ok" or not res:
+            why = r.get("why") or ((r.get("tail") or "").strip().splitlines() or ["no figure"])[-1]
+            lines.append(f"| {report['date']} | {device} | {r['what']} | {r['status']}: {why} | |")
+            continue
+        if res["what"] == "embed":
+            fig, mem = (f"{res['images_per_s']:,.0f} images/s (batch {res['batch']}, "
+                        f"{'tiny encoder, 32' if res['tiny'] else '224'} crop)"), ""
+        elif res["what"] == "head":
+            fig, mem = (f"{res['step_s'] * 1e3:.1f} ms/step, {res['examples_per_s']:,.0f} examples/s (first epoch "
+                        f"with compilation {res['first_epoch_s']:.1f} s)"), ""
+        elif res["what"] == "knn":
+            fig = f"{res['seconds']:.1f} s ({res['queries_per_s']:,.0f} queries/s)" + (
+                f", all N extrapolated {res['seconds_all_queries']:.0f} s" if res["extrapolated"] else "")
+            mem = f"keys {res['keys_gib']:.2f} GiB + {res['block_chunk_mib']:.0f} MiB similarities"
+        else:
+            fig, mem = f"{res['seconds']:.1f} s on {res['cpus']} CPUs", f"{res['peak_rss_gib']:.1f} GiB RSS"
+        what = r["what"] + (f" (--tiny: {' '.join(a[2:] for a in r['args'] if a.startswith('--') and 'what' not in a)})"
+                            if report.get("tiny") else "")
+        lines.append(f"| {report['date']} | {device} | {what} | {fig} | {mem} |")
+    return lines
+
+
 def memory_line(report: dict, method: str, res: dict, how: str) -> str:
     peak = res["peak_memory_gib"]
     of = f" of {res['device_memory_gib']:.1f}" if res.get("device_memory_gib") else ""
@@ -306,8 +375,9 @@ def main() -> None:
                    help="device memory to fit into (default: what the device reports)")
     p.add_argument("--max_batch_cap", type=int, default=0, help="never try a batch above this (0: no cap)")
     p.add_argument("--tiny", action="store_true", help="tiny models and images: a CPU smoke run, figures meaningless")
+    p.add_argument("--no_frozen", dest="frozen", action="store_false", help="leave out the frozen-features rows")
     a = p.parse_args()
-    unknown = set(a.only.split(",")) - set(METHODS)
+    unknown = set(a.only.split(",")) - set(METHODS) - {""}  # --only= : the frozen-features rows alone
     if unknown:
         p.error(f"--only: unknown method(s) {sorted(unknown)}; choose from {','.join(METHODS)}")
     if a.tiny:
@@ -320,13 +390,19 @@ def main() -> None:
           "peak memory | epoch (CIFAR-10) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(table_rows(report)))
+    if report["frozen"]:
+        device = next((f"{r['result']['num_devices']} x {r['result']['device']}" for r in report["synthetic"]
+                       if r.get("result")), next((r["result"].get("platform", "") for r in report["frozen"]
+                                                   if r.get("result")), ""))
+        print("\n| date | device | frozen features | figure | memory |\n|---|---|---|---|---|")
+        print("\n".join(frozen_rows(report, device)))
     print(f"\n{report['wall_s']:.0f} s in all; every figure in {a.out}")
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(report, f, indent=1)
     os.replace(tmp, a.out)
     failed = [f"{r['method']}/{r['dtype']}/{r['input']}" for r in report["synthetic"] + report["real"]
-              if r["status"] == "failed"]
+              if r["status"] == "failed"] + [f"frozen/{r['row']}" for r in report["frozen"] if r["status"] == "failed"]
     if failed or (report["folder"] and report["folder"]["status"] == "failed"):
         sys.exit(f"device_check: rows failed (not out of time): {failed or ['the image folder']}; see {a.out}")
 
