@@ -1,7 +1,8 @@
 """MFAVBs-CC's frozen CLIP anchor (Section 3.4): one embedding per image, computed once and cached.
 
 - clip.py: CLIP's preprocessing on device, loading a model, a tiny random CLIP for tests and demos;
-- cache.py: the on-disk cache (paths, fingerprints, validation, atomic writes);
+- cache.py: the on-disk cache (paths, fingerprints, validation, atomic writes) and `load_or_build`, the one
+  cache-or-compute flow of the anchors and of TEMI's frozen features (ccjax/features/);
 - embed.py: embedding a dataset or new images, and `load_anchors` / `load_or_build_anchors` (cache or compute).
 
 The anchor token itself enters the model in ccjax/models/vit.py.

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+from typing import Callable
 
 import numpy as np
 
 from ccjax.clip.clip import ClipPreprocess, _looks_like_path, model_fingerprint
 from ccjax.data.masking import mask_noise_of
 from ccjax.run.rundir import write_atomic
+from ccjax.runtime.distributed import all_processes_agree, is_main_process
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 DEFAULT_CACHE_ROOT = "~/.cache/ccjax"
@@ -28,7 +33,7 @@ FINGERPRINT_SAMPLES = 64  # images hashed (evenly spaced) to fingerprint a datas
 # ----------------------------------------------------------------------------- the cache
 
 
-def _sanitise(text: str) -> str:
+def sanitise(text: str) -> str:
     """A file-name-safe form of `text` (a short hash is appended when characters were replaced)."""
     clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.") or "x"
     if clean != text:
@@ -55,8 +60,8 @@ def cache_paths(config, dataset) -> tuple[str, str]:
     h, w, c = dataset.image_shape
     model = config.anchor.model
     model_name = os.path.abspath(os.path.expanduser(model)) if _looks_like_path(model) else model
-    stem = f"{_sanitise(model_name)}__{h}x{w}x{c}"
-    folder = os.path.join(root, "anchors", _sanitise(dataset_key(config, dataset)))
+    stem = f"{sanitise(model_name)}__{h}x{w}x{c}"
+    folder = os.path.join(root, "anchors", sanitise(dataset_key(config, dataset)))
     return os.path.join(folder, stem + ".npz"), os.path.join(folder, stem + ".json")
 
 
@@ -129,3 +134,26 @@ def write_cache(npz_path: str, json_path: str, anchors: np.ndarray, metadata: di
     write_atomic(npz_path, lambda f: np.savez(f, anchors=anchors))
     meta = dict(metadata, dim=int(anchors.shape[1]), sha256=_file_sha256(npz_path))
     write_atomic(json_path, lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
+
+
+def load_or_build(npz_path: str, json_path: str, expected: dict, dim: int | None,
+                  build: Callable[[], tuple[np.ndarray, dict]], *, rebuild: bool, what: str,
+                  done: Callable[[np.ndarray], str]) -> np.ndarray:
+    """The cached float32 [N, D] array when the cache is valid for `expected` on every process, else
+    `build()` -> (array, its metadata), written by the main process and returned.
+
+    The one flow of the CLIP anchors (ccjax/clip/embed.py) and TEMI's frozen features (ccjax/features/):
+    a mismatched or unreadable cache is rebuilt with a warning naming why; a missing one silently.
+    `what` names the cache in messages ("anchor", "features"); `done(array)` is the line printed after writing.
+    """
+    arr, why = (None, "rebuild requested") if rebuild else read_cache(npz_path, json_path, expected, dim)
+    if all_processes_agree(arr is not None):
+        log.info("%s: using the cache %s", what, npz_path)
+        return arr
+    if why not in ("missing", "rebuild requested"):
+        log.warning("ccjax: the %s cache %s does not match this run (%s); rebuilding it", what, npz_path, why)
+    arr, metadata = build()
+    if is_main_process():
+        write_cache(npz_path, json_path, arr, metadata)
+        print(f"ccjax: {done(arr)} in {npz_path}", flush=True)
+    return arr

@@ -16,31 +16,19 @@ The command line (`python -m ccjax anchors`) is ccjax/cli/anchors.py.
 from __future__ import annotations
 
 import functools
-import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
-from ccjax.clip.cache import cache_paths, expected_metadata, read_cache, write_cache
+from ccjax.clip.cache import cache_paths, expected_metadata, load_or_build
 from ccjax.clip.clip import ClipPreprocess, clip_config_info, clip_preprocess, load_clip
 from ccjax.data.dataset import ImageDataset
 from ccjax.data.pipeline import map_batches
 from ccjax.errors import UserError
-from ccjax.runtime.distributed import is_main_process
-from ccjax.runtime.mesh import make_mesh
-from ccjax.runtime.mesh import replicated
-
-log = logging.getLogger(__name__)
+from ccjax.runtime.mesh import mesh_or_default, replicated
 
 # ----------------------------------------------------------------------------- embedding
-
-
-def _mesh_or_default(mesh):
-    if mesh is not None:
-        return mesh
-    return make_mesh()
 
 
 def _batch_size(config, mesh) -> int:
@@ -67,7 +55,7 @@ def embed_dataset(config, dataset, mesh=None, clip=None, progress: bool = True) 
     inference loop, ccjax.data.pipeline.map_batches). `clip`: a LoadedClip
     (default: load config.anchor.model).
     """
-    mesh = _mesh_or_default(mesh)
+    mesh = mesh_or_default(mesh)
     clip = load_clip(config.anchor.model) if clip is None else clip
     params = jax.device_put(clip.vision_params(), replicated(mesh))
     embed = make_embed_fn(clip.model, clip.spec)
@@ -87,14 +75,6 @@ def embed_images(config, images: np.ndarray, mesh=None) -> np.ndarray:
     return embed_dataset(config, dataset, mesh, progress=False)
 
 
-def _all_processes_agree(ok: bool) -> bool:
-    """True iff `ok` on every process (a collective: every process must call it)."""
-    if jax.process_count() == 1:
-        return ok
-    flags = multihost_utils.process_allgather(np.asarray([int(ok)], np.int32))
-    return bool(np.all(flags))
-
-
 def load_or_build_anchors(config, dataset, mesh=None, *, rebuild: bool = False) -> np.ndarray:
     """The CLIP anchors of every example of `dataset`: float32 [N, A], from the cache or computed (and cached).
 
@@ -104,21 +84,15 @@ def load_or_build_anchors(config, dataset, mesh=None, *, rebuild: bool = False) 
     npz_path, json_path = cache_paths(config, dataset)
     dim, spec = clip_config_info(config.anchor.model)
     expected = expected_metadata(config, dataset, spec)
-    arr, why = (None, "rebuild requested") if rebuild else read_cache(npz_path, json_path, expected, dim)
-    if _all_processes_agree(arr is not None):
-        log.info("anchors: using the cache %s", npz_path)
-        return arr
-    if why not in ("missing", "rebuild requested"):
-        log.warning("ccjax: the anchor cache %s does not match this run (%s); rebuilding it", npz_path, why)
-    clip = load_clip(config.anchor.model)
-    if spec is None:  # the config files were unavailable before loading; now they are
-        expected = expected_metadata(config, dataset, clip.spec)
-    anchors = embed_dataset(config, dataset, mesh, clip=clip)
-    if is_main_process():
-        write_cache(npz_path, json_path, anchors, expected)
-        print(f"ccjax: cached {anchors.shape[0]} CLIP anchors of dimension {anchors.shape[1]} in {npz_path}",
-              flush=True)
-    return anchors
+
+    def build():
+        clip = load_clip(config.anchor.model)
+        # without the config files before loading, the preprocessing is known only now
+        meta = expected if spec is not None else expected_metadata(config, dataset, clip.spec)
+        return embed_dataset(config, dataset, mesh, clip=clip), meta
+
+    return load_or_build(npz_path, json_path, expected, dim, build, rebuild=rebuild, what="anchor",
+                         done=lambda a: f"cached {a.shape[0]} CLIP anchors of dimension {a.shape[1]}")
 
 
 def load_anchors(config, dataset, mesh=None):

@@ -9,27 +9,24 @@
 
 The `features` fields of the config are ccjax/methods/temi/__init__.py's `features_config`.
 
-The cache is the anchor cache's format (ccjax/clip/cache.py: an npz plus a JSON sidecar,
+The cache is the anchor cache's format and flow (ccjax/clip/cache.py's `load_or_build`: an npz plus a JSON sidecar,
 both atomic, validated on read, rebuilt with a warning when they do not match):
 `<features.cache_dir | dataset.data_dir | ~/.cache/ccjax>/features/<dataset>/<source>__<H>x<W>x<C>.npz`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 
 import jax
 import numpy as np
 
-from ccjax.clip.cache import DEFAULT_CACHE_ROOT, _sanitise, dataset_fingerprint, dataset_key, read_cache, write_cache
-from ccjax.clip.embed import _all_processes_agree, _mesh_or_default, embed_images, load_anchors
+from ccjax.clip.cache import DEFAULT_CACHE_ROOT, dataset_fingerprint, dataset_key, load_or_build, sanitise
+from ccjax.clip.embed import embed_images, load_anchors
 from ccjax.data.dataset import ImageDataset
 from ccjax.errors import UserError
 from ccjax.features.encoders import load_encoder, source_fingerprint
-from ccjax.runtime.distributed import is_main_process
-
-log = logging.getLogger(__name__)
+from ccjax.runtime.mesh import mesh_or_default
 
 FEATURES_CACHE_VERSION = 1
 
@@ -42,8 +39,8 @@ def cache_paths(config, dataset) -> tuple[str, str]:
     if kind == "run" or os.path.isdir(os.path.expanduser(name)):
         name = os.path.abspath(os.path.expanduser(name))
     h, w, c = dataset.image_shape
-    folder = os.path.join(root, "features", _sanitise(dataset_key(config, dataset)))
-    stem = f"{_sanitise(kind + ':' + name)}__{h}x{w}x{c}"
+    folder = os.path.join(root, "features", sanitise(dataset_key(config, dataset)))
+    stem = f"{sanitise(kind + ':' + name)}__{h}x{w}x{c}"
     return os.path.join(folder, stem + ".npz"), os.path.join(folder, stem + ".json")
 
 
@@ -64,20 +61,15 @@ def load_features(config, dataset, mesh, *, rebuild: bool = False, progress: boo
         "image_shape": [int(d) for d in dataset.image_shape],
         "dataset_fingerprint": dataset_fingerprint(dataset),
     }
-    arr, why = (None, "rebuild requested") if rebuild else read_cache(npz_path, json_path, expected, None)
-    if _all_processes_agree(arr is not None):
-        log.info("features: using the cache %s", npz_path)
-        return arr
-    if why not in ("missing", "rebuild requested"):
-        log.warning("ccjax: the features cache %s does not match this run (%s); rebuilding it", npz_path, why)
-    encoder = load_encoder(config.features.source)
-    feats = encoder.embed(dataset, mesh, _batch_size(config, mesh), progress=progress)
-    _check(feats, dataset.num_examples, config.features.source)
-    if is_main_process():
-        write_cache(npz_path, json_path, feats, expected)
-        print(f"ccjax: cached {feats.shape[0]} features of dimension {feats.shape[1]} from "
-              f"{config.features.source} in {npz_path}", flush=True)
-    return feats
+
+    def build():
+        feats = load_encoder(config.features.source).embed(dataset, mesh, _batch_size(config, mesh), progress=progress)
+        _check(feats, dataset.num_examples, config.features.source)
+        return feats, expected
+
+    return load_or_build(npz_path, json_path, expected, None, build, rebuild=rebuild, what="features",
+                         done=lambda f: f"cached {f.shape[0]} features of dimension {f.shape[1]} from "
+                                        f"{config.features.source}")
 
 
 def embed_new_images(config, images: np.ndarray, mesh) -> np.ndarray:
@@ -99,14 +91,14 @@ def run_inputs(config, dataset, mesh=None):
     """What a trained run's model takes beside the images, for every example of `dataset`: the frozen
     features [N, D] for method=temi (from the cache), else the CLIP anchors [N, A] (None without)."""
     if config.get("method") == "temi":
-        return load_features(config, dataset, _mesh_or_default(mesh), progress=False)
+        return load_features(config, dataset, mesh_or_default(mesh), progress=False)
     return load_anchors(config, dataset, mesh)
 
 
 def new_image_inputs(config, images: np.ndarray, mesh=None):
     """`run_inputs` for new images uint8 [n, H, W, C] (predict): computed, not cached; None without."""
     if config.get("method") == "temi":  # the run's own frozen encoder
-        return embed_new_images(config, images, _mesh_or_default(mesh))
+        return embed_new_images(config, images, mesh_or_default(mesh))
     if config.anchor.enabled:
         return embed_images(config, images, mesh)
     return None

@@ -16,6 +16,8 @@ import os
 import sys
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 
 from ccjax.errors import UserError
 
@@ -80,3 +82,11 @@ def _in_multiprocessing_child() -> bool:
 def is_main_process() -> bool:
     """Only process 0 writes logs, reports and plots."""
     return jax.process_index() == 0
+
+
+def all_processes_agree(ok: bool) -> bool:
+    """True iff `ok` on every process (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return ok
+    flags = multihost_utils.process_allgather(np.asarray([int(ok)], np.int32))
+    return bool(np.all(flags))

@@ -27,6 +27,11 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
+def mesh_or_default(mesh: Mesh | None) -> Mesh:
+    """`mesh`, or every device's mesh (make_mesh()) when None."""
+    return make_mesh() if mesh is None else mesh
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading axis split over 'data'; the rest replicated."""
     return NamedSharding(mesh, P(DATA_AXIS))
