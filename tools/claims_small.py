@@ -5,6 +5,8 @@ small scale"; the plan is ccjax/results/small_plan.py).
     python tools/claims_small.py measure  [--root=runs/claims-small] [--seeds=5]
 
 `commands` prints one `python -m ccjax train ...` line per planned run, `# done: <workdir>` for a finished one;
+past small_plan.FIRST_SEEDS seeds, only the runs of the cells whose spreads overlap now (small_collect.open_cells,
+from the runs finished and measured so far: run it again after `measure` to narrow it);
 `measure` writes the CAM mass and nuisance NMI of every finished domain-shift run and the k-means floor
 (ccjax/results/small_measure.py), keeping what is already measured.
 """
@@ -17,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # this checkout's ccjax
 
-from ccjax.results.small_plan import ROOT, SEEDS, commands_text  # noqa: E402
+from ccjax.results.small_plan import FIRST_SEEDS, ROOT, SEEDS, commands_text  # noqa: E402
 
 
 def main() -> None:
@@ -28,7 +30,13 @@ def main() -> None:
     p.add_argument("--extra", default="")
     a = p.parse_args()
     if a.command == "commands":
-        for line in commands_text(a.root, a.seeds, a.extra):
+        keep = None
+        if a.seeds > FIRST_SEEDS:
+            from ccjax.results.small_collect import collect_small, open_cells
+
+            still_open = open_cells(collect_small(a.root, a.seeds))
+            keep = lambda run: run.seed < FIRST_SEEDS or (run.row, run.dataset) in still_open  # noqa: E731
+        for line in commands_text(a.root, a.seeds, a.extra, keep):
             print(line, flush=True)
     else:
         from ccjax.results.small_measure import measure_all

@@ -14,7 +14,7 @@ import numpy as np
 from ccjax.results.collect import _expected, default_configs_dir, read_run
 from ccjax.results.small_claims import CLAIMS, early_and_epoch95, eval_curve
 from ccjax.results.small_measure import CLAIMS_FILE, KMEANS_SETS
-from ccjax.results.small_plan import CHECK_ROWS, CHECK_SETS, ROW_LABELS, SEEDS, cells, plan, row_spec
+from ccjax.results.small_plan import CHECK_ROWS, CHECK_SETS, FIRST_SEEDS, ROW_LABELS, SEEDS, cells, plan, row_spec
 from ccjax.results.verdict import combine, compare, welch_interval
 from ccjax.run.rundir import read_json_or_none
 
@@ -31,10 +31,18 @@ class Collected:
 
 def _run_values(path: str, run, configs_dir: str) -> tuple[dict | None, str]:
     """({metric: value} of a counted run, '') or (None, why it is not counted)."""
-    overrides = tuple((k, v) for k, v in run.overrides if k != "seed")
-    rec = read_run(path, run.seed, _expected(configs_dir, run.config, overrides), "last")
+    # The data paths hold the root the run was trained under (relative, as reproduce.sh passes it), which need
+    # not be the root the table reads from (an absolute path): compared by the folder's name instead.
+    located = ("dataset.name", "dataset.data_dir")
+    overrides = tuple((k, v) for k, v in run.overrides if k != "seed" and k not in located)
+    expected = _expected(configs_dir, run.config, overrides)
+    rec = read_run(path, run.seed, expected, "last", ignore=located)
     if rec.state != "done":
         return None, f"{rec.state}: {path}: {rec.why}"
+    want = str(dict(run.overrides).get("dataset.name", expected.get("dataset.name")))
+    got = ((read_json_or_none(os.path.join(path, "config.json")) or {}).get("dataset") or {}).get("name")
+    if not isinstance(got, str) or os.path.basename(got) != os.path.basename(want):
+        return None, f"flagged: {path}: dataset.name={got!r} (table expects a folder named {os.path.basename(want)})"
     values = dict(rec.metrics)
     measured = read_json_or_none(os.path.join(path, CLAIMS_FILE))
     if measured:
@@ -48,15 +56,15 @@ def _run_values(path: str, run, configs_dir: str) -> tuple[dict | None, str]:
 def collect_small(root: str, seeds: int = SEEDS, configs_dir: str | None = None) -> Collected:
     configs_dir = configs_dir or default_configs_dir()
     values: dict = {cell: {} for cell in cells()}
-    problems = []
+    problems, later = [], []  # later: missing runs past FIRST_SEEDS, a problem only in an open cell
     for run in plan(root, seeds):
         path = run.workdir(root)
         if not os.path.isdir(path):
-            problems.append(f"missing: {path}")
+            (later if run.seed >= FIRST_SEEDS else problems).append((run, f"missing: {path}"))
             continue
         v, why = _run_values(path, run, configs_dir)
         if v is None:
-            problems.append(why)
+            problems.append((run, why))
         else:
             values[(run.row, run.dataset)][run.seed] = v
     for ds in KMEANS_SETS:
@@ -64,15 +72,35 @@ def collect_small(root: str, seeds: int = SEEDS, configs_dir: str | None = None)
         for s in range(seeds):
             m = read_json_or_none(os.path.join(root, "kmeans", ds, f"seed{s}", "metrics.json"))
             if m is None:
-                problems.append(f"missing: {os.path.join(root, 'kmeans', ds, f'seed{s}')} (python "
-                                "tools/claims_small.py measure)")
+                problems.append((None, f"missing: {os.path.join(root, 'kmeans', ds, f'seed{s}')} (python "
+                                       "tools/claims_small.py measure)"))
             else:
                 values[("kmeans", ds)][s] = m
     for row in ("mfavbs", "vtcc"):  # the masked-noise drop, paired by seed
         clean, masked = values[(row, "digits")], values[(row, "digits_masked")]
         for s in set(clean) & set(masked):
             clean[s]["acc_drop"] = clean[s]["acc"] - masked[s]["acc"]
-    return Collected(root, seeds, values, problems)
+    col = Collected(root, seeds, values, [why for _, why in problems])
+    still_open = open_cells(col)
+    col.problems += [why for run, why in later if (run.row, run.dataset) in still_open]
+    return col
+
+
+def open_cells(col: Collected) -> set:
+    """The (row, dataset) cells whose spreads overlap in some comparison: both sides of every inconclusive claim
+    comparison (with the masked twin of an ACC-drop one) and of every check that changed nothing detectable. The
+    seeds' rule (small_plan.FIRST_SEEDS) runs more seeds for these only; k-means is measured for every seed."""
+    out = set()
+    for _, rows, _ in verdicts(col):
+        for c, _, _, r in rows:
+            if r.verdict == "inconclusive":
+                out |= {(c.a, c.dataset), (c.b, c.dataset)}
+                if "acc_drop" in (c.metric_a, c.metric_b):
+                    out |= {(c.a, c.dataset + "_masked"), (c.b, c.dataset + "_masked")}
+    for r in check_effects(col):
+        if not r["changed"]:
+            out |= {(r["row"], r["dataset"]), ("ours", r["dataset"])}
+    return {cell for cell in out if cell[0] != "kmeans"}
 
 
 def per_seed(col: Collected, row: str, dataset: str, metric: str) -> list[float]:
