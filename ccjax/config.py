@@ -105,7 +105,8 @@ def get_base_config() -> ml_collections.ConfigDict:
     # (the un-augmented image); docs/gecc.md, "The reference view's input"
     c.gecc.reference_input = "view1"
     # Where CDSM/DSU act ("after each convolution block", read two ways; docs/gecc.md):
-    # stages (after each backbone stage) | stem_and_stages (also after the stem, as DSU's own code)
+    # stages (after each backbone stage) | stem_and_stages (also after the stem, as DSU's own code) |
+    # first_stage (after the first stage only: a check of docs/results.md, not a reading of the paper)
     c.gecc.positions = "stages"
 
     c.augment = augment_config()

@@ -31,7 +31,7 @@ def env() -> dict:
 SEEDS = 5
 NMI = {"ours": 0.90, "w_aug": 0.85, "w_dsu": 0.95, "cc": 0.80, "wo_w": 0.89, "w_wc": 0.70, "w_wz": 0.71,
        "mfavbs": 0.82, "vtcc": 0.80,
-       "ours_stem": 0.90, "ours_t1": 0.95, "ours_clean": 0.905}  # + 0.01 * seed
+       "ours_first": 0.90, "ours_t1": 0.95, "ours_clean": 0.905}  # + 0.01 * seed
 
 
 def write_fake_run(root, run, nmi, **changes):
@@ -122,19 +122,19 @@ def test_checks_report_what_each_switch_changed_against_gecc(fake_root):
     _, root = fake_root
     col = collect_small(root, SEEDS)
     nmi = {r["row"]: r for r in check_effects(col) if r["metric"] == "nmi"}
-    assert set(nmi) == {"ours_stem", "ours_t1", "ours_clean"}
+    assert set(nmi) == {"ours_first", "ours_t1", "ours_clean"}
     assert nmi["ours_t1"]["changed"] and abs(nmi["ours_t1"]["diff"] - 0.05) < 1e-9
-    assert nmi["ours_stem"]["changed"] is False and nmi["ours_stem"]["diff"] == 0.0
+    assert nmi["ours_first"]["changed"] is False and nmi["ours_first"]["diff"] == 0.0
     assert nmi["ours_clean"]["changed"] is False  # 0.005 inside a spread of 0.016
     cam = {r["row"]: r for r in check_effects(col) if r["metric"] == "cam_inside"}
-    assert abs(cam["ours_stem"]["diff"] + 0.30) < 1e-9  # the fixture's CAM mass: 0.3 off GeCC's 0.6
+    assert abs(cam["ours_first"]["diff"] + 0.30) < 1e-9  # the fixture's CAM mass: 0.3 off GeCC's 0.6
     assert "### Checks in ccjax" in markdown(col) and "| GeCC, t = 1 from the start | ds_background | nmi |" in markdown(col)
 
 
 # The fixture's cells whose spreads overlap (by construction): GeCC and CC's nuisance NMI on every ds_* (equal),
 # GeCC vs w/o W (0.90 vs 0.89), and every check with a figure it leaves unchanged (with GeCC, their reference).
 OPEN = ({(r, d) for r in ("ours", "cc") for d in SHIFT_SETS} | {("ours", "digits"), ("wo_w", "digits"),
-        ("wo_w", "ds_background")} | {(r, "ds_background") for r in ("ours_stem", "ours_t1", "ours_clean")})
+        ("wo_w", "ds_background")} | {(r, "ds_background") for r in ("ours_first", "ours_t1", "ours_clean")})
 
 
 def test_the_seeds_rule_adds_seeds_only_where_spreads_overlap(fake_root):

@@ -270,7 +270,7 @@ def test_each_samples_shift_follows_its_own_clusters_spread():
     assert np.abs(wrong - out).max() > 0.5
 
 
-def test_positions_switch_decides_whether_the_stem_is_shifted():
+def test_positions_switch_decides_which_layers_are_shifted():
     from ccjax.models.layers import STEM_LAYER
 
     x = jnp.asarray(features((8, 3, 4, 6), seed=12))
@@ -281,6 +281,8 @@ def test_positions_switch_decides_whether_the_stem_is_shifted():
             stem_moved = np.abs(np.asarray(hook(x, STEM_LAYER)) - np.asarray(x)).max() > 1e-2
             assert stem_moved == (positions == "stem_and_stages")
             assert np.abs(np.asarray(hook(x, 0)) - np.asarray(x)).max() > 1e-2
+            later_moved = np.abs(np.asarray(hook(x, 1)) - np.asarray(x)).max() > 1e-2
+            assert later_moved == (positions != "first_stage")  # first_stage: after stage 0 only
     with pytest.raises(ValueError, match="positions"):
         ds.make_dsu_hook(key, 1.0, "everywhere")
 

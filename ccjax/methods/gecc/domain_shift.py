@@ -159,7 +159,7 @@ def probability_schedule(epoch: jax.Array, num_epochs: int, stages: int = 10) ->
     return jnp.minimum(stage, stages).astype(jnp.float32) / stages
 
 
-POSITIONS = ("stages", "stem_and_stages")
+POSITIONS = ("stages", "stem_and_stages", "first_stage")
 
 
 def _random_hook(shift: Callable[[jax.Array, jax.Array], jax.Array], rng: jax.Array, probability,
@@ -170,14 +170,16 @@ def _random_hook(shift: Callable[[jax.Array, jax.Array], jax.Array], rng: jax.Ar
     forward), from a key folded with the layer index, so every layer has its
     own coin and noise. `positions`: 'stages' acts after each backbone stage
     only; 'stem_and_stages' also after the stem (layer STEM_LAYER), as DSU's
-    own ResNet code does (docs/gecc.md, "Where CDSM acts").
+    own ResNet code does; 'first_stage' after the first stage (layer 0) only,
+    the low-level statistics (a check, not a reading of the paper; docs/gecc.md,
+    "Where CDSM acts"). Layer indices are Python ints.
     """
     if positions not in POSITIONS:
         raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
 
     def hook(features: jax.Array, layer_index: int) -> jax.Array:
         stem = isinstance(layer_index, int) and layer_index == STEM_LAYER
-        if stem and positions == "stages":
+        if (stem and positions != "stem_and_stages") or (positions == "first_stage" and layer_index != 0):
             return features
         index = 2**31 - 1 if stem else layer_index  # fold_in takes non-negative data
         k_coin, k_shift = jax.random.split(jax.random.fold_in(rng, index))
