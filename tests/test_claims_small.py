@@ -196,6 +196,26 @@ def test_tables_command_writes_the_claims_table(fake_root, tmp_path):
     with open(out + ".md") as f:
         text = f.read()
     assert text == p.stdout and "## Claims at small scale" in text and "Not counted:" in text
+    assert os.path.getsize(out + "_cam_mass.png") > 10_000  # the CAM-mass figure beside the table
+
+
+def test_cam_mass_figure_has_a_bar_per_row_and_the_object_area(fake_root, tmp_path):
+    """Per domain-shift set, GeCC vs CC vs w DSU (and the check rows on ds_background) with each run's CAM mass
+    and the digit's share of the image: the fixture's values, every row labelled with its n."""
+    from ccjax.report.figures import figure_texts
+    from ccjax.results.small_figure import cam_mass_figure, panels
+
+    _, root = fake_root
+    col = collect_small(root, SEEDS)
+    got = {ds: (dict(bars), area) for ds, bars, area in panels(col)}
+    assert set(got) == set(SHIFT_SETS)
+    bars, area = got["ds_background"]
+    assert bars["GeCC"] == [0.6 + 0.01 * s for s in range(SEEDS)] and bars["CC"][0] == 0.3 and abs(area - 0.3) < 1e-12
+    assert "GeCC, t = 1 from the start" in bars and "GeCC, t = 1 from the start" not in got["ds_frame"][0]
+    assert len(got["ds_frame"][0]["GeCC"]) == 4  # seed 4 missing
+    fig_path = str(tmp_path / "cam.png")
+    cam_mass_figure(col, fig_path)
+    assert os.path.getsize(fig_path) > 10_000
 
 
 def test_reproduce_small_run_with_jobs_runs_the_unfinished_and_reports_a_failure(fake_root, tmp_path):

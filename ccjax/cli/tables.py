@@ -74,17 +74,20 @@ def main() -> None:
 def _claims_table(root: str, f: dict) -> None:
     """runs/claims-small (launch/reproduce.sh small): the claims with their verdicts, Markdown only."""
     from ccjax.results.small_collect import collect_small, markdown
+    from ccjax.results.small_figure import cam_mass_figure
     from ccjax.results.small_plan import SEEDS
     from ccjax.run.rundir import write_atomic
 
     if not os.path.isdir(root):
         raise UserError(f"{root!r} is not a folder; run launch/reproduce.sh small --run first")
-    text = markdown(collect_small(root, f["seeds"].value or SEEDS, f["configs"].value))
+    col = collect_small(root, f["seeds"].value or SEEDS, f["configs"].value)
+    text = markdown(col)
     print(text, end="")
     prefix = os.path.join(root, "table") if f["out"].value is None else f["out"].value
     if prefix:
         write_atomic(prefix + ".md", lambda fh: fh.write(text.encode()))
-        print(f"ccjax: written {prefix}.md", file=sys.stderr)
+        cam_mass_figure(col, prefix + "_cam_mass.png")
+        print(f"ccjax: written {prefix}.md and {prefix}_cam_mass.png", file=sys.stderr)
 
 
 if __name__ == "__main__":
