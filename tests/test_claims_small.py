@@ -211,7 +211,7 @@ def test_cam_mass_figure_has_a_bar_per_row_and_the_object_area(fake_root, tmp_pa
     assert set(got) == set(SHIFT_SETS)
     bars, area = got["ds_background"]
     assert bars["GeCC"] == [0.6 + 0.01 * s for s in range(SEEDS)] and bars["CC"][0] == 0.3 and abs(area - 0.3) < 1e-12
-    assert "GeCC, t = 1 from the start" in bars and "GeCC, t = 1 from the start" not in got["ds_frame"][0]
+    assert "GeCC: t = 1" in bars and "GeCC: t = 1" not in got["ds_frame"][0]
     assert len(got["ds_frame"][0]["GeCC"]) == 4  # seed 4 missing
     fig_path = str(tmp_path / "cam.png")
     cam_mass_figure(col, fig_path)

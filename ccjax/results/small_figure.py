@@ -13,13 +13,16 @@ from ccjax.results.small_collect import Collected, per_seed
 from ccjax.results.small_plan import CHECK_ROWS, CHECK_SETS, ROW_LABELS, SHIFT_ROWS, SHIFT_SETS
 
 
+SHORT = {"ours_first": "GeCC: CDSM\nfirst block", "ours_t1": "GeCC: t = 1", "ours_clean": "GeCC: clean\nreference"}
+
+
 def panels(col: Collected) -> list[tuple[str, list[tuple[str, list[float]]], float | None]]:
     """[(dataset, [(row label, CAM mass inside per seed)], mean object area)] for every domain-shift set; the
     check rows join the sets they ran on."""
     out = []
     for ds in SHIFT_SETS:
         rows = list(SHIFT_ROWS) + ([r for r in CHECK_ROWS] if ds in CHECK_SETS else [])
-        bars = [(ROW_LABELS[r], per_seed(col, r, ds, "cam_inside")) for r in rows]
+        bars = [(SHORT.get(r, ROW_LABELS[r]), per_seed(col, r, ds, "cam_inside")) for r in rows]
         areas = [a for r in rows for a in per_seed(col, r, ds, "cam_area")]
         out.append((ds, bars, float(np.mean(areas)) if areas else None))
     return out
@@ -36,7 +39,7 @@ def cam_mass_figure(col: Collected, path: str) -> None:
                 ax.plot([i] * len(vals), vals, "k.", markersize=4)
         if area is not None:
             ax.axhline(area, color="C3", linestyle="--", linewidth=1)
-        ax.set_xticks(range(len(bars)), [f"{label}\n(n={len(v)})" for label, v in bars], rotation=60, ha="right",
+        ax.set_xticks(range(len(bars)), [f"{label}\n(n={len(v)})" for label, v in bars], rotation=45, ha="right",
                       fontsize=7)
         ax.set_title(ds, fontsize=9)
         ax.set_ylim(0, 1)
