@@ -31,11 +31,13 @@ def method_config(method: str):
     return c
 
 
-SHARED = [
+READ_BY_ALL = [  # fields every method reads, TEMI's heads included
     ("dtype", "float16", "float32, bfloat16"),
+    ("dataset.in_memory", "maybe", "auto, true or false"),
+]
+SHARED = READ_BY_ALL + [
     ("lr_schedule", "linear", "constant, cosine"),
     ("bench.data", "fake", "synthetic, real"),
-    ("dataset.in_memory", "maybe", "auto, true or false"),
     ("learning_rate", 0.0, "learning_rate=0.0 must be > 0"),
     ("model.feature_dim", 0, "model.feature_dim=0 must be >= 1"),
     ("loss.instance_temperature", 0.0, "loss.instance_temperature=0.0 must be > 0"),
@@ -52,14 +54,13 @@ VIT = [
 GECC = [
     ("gecc.reference", "bogus", "cdsm, dsu, aug"),
     ("gecc.weights", "all", "both, none, wz, wc"),
-    ("gecc.positions", "everywhere", "stages, stem_and_stages"),
+    ("gecc.positions", "everywhere", "stages, stem_and_stages, first_stage"),
+    ("gecc.reference_input", "view2", "view1, fresh, clean"),
     ("gecc.lambda_instance", -1.0, "gecc.lambda_instance=-1.0 must be >= 0"),
     ("gecc.lambda_cluster", -0.5, "gecc.lambda_cluster=-0.5 must be >= 0"),
     ("gecc.schedule_stages", 0, "gecc.schedule_stages=0 must be an integer >= 1"),
 ]
-TEMI = [  # method=temi trains heads on frozen features: its own fields, plus the shared ones it reads
-    ("dtype", "float16", "float32, bfloat16"),
-    ("dataset.in_memory", "maybe", "auto, true or false"),
+TEMI = READ_BY_ALL + [  # method=temi trains heads on frozen features: its own fields, plus the shared ones it reads
     ("features.source", "imagenet", "clip:<model>, dinov2:<model> or run:<workdir>"),
     ("temi.num_heads", 0, "temi.num_heads=0 must be an integer >= 1"),
     ("temi.beta", 0.0, "temi.beta=0.0 must be > 0"),
